@@ -1,0 +1,93 @@
+"""Retrieval quality on a question file: recall@1/3/5 and MRR of the evidence, per configuration.
+
+A question counts as found at rank r when the r-th passage contains one of its evidence fragments
+verbatim (after NFKC and whitespace collapsing, FORMAT.md's rule), in the same document.
+
+    .venv/bin/python bench/bench_retrieval.py [--questions ../shared/eval/dev.jsonl] [--corpus seeds]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from embeddings import IndexSettings, build_index, load_encoder  # noqa: E402
+from qa.metrics import mrr, normalize_evidence, recall_at_k  # noqa: E402
+from qa.retrieve import RetrievalSettings, Retriever  # noqa: E402
+
+CONFIGS = {  # name -> (index settings, retrieval settings)
+    "hybrid (default)": (IndexSettings(), RetrievalSettings()),
+    "dense only": (IndexSettings(), RetrievalSettings(bm25_weight=0.0)),
+    "bm25 only": (IndexSettings(), RetrievalSettings(dense_weight=0.0)),
+    "hybrid, bm25 weight 0.5": (IndexSettings(), RetrievalSettings(bm25_weight=0.5)),
+    "hybrid, bm25 weight 0.25": (IndexSettings(), RetrievalSettings(bm25_weight=0.25)),
+    "hybrid, no sentence units": (IndexSettings(sentence_units=False), RetrievalSettings()),
+    "hybrid, passages <= 128 tokens": (IndexSettings(max_passage_tokens=128), RetrievalSettings()),
+    "hybrid, passages <= 250 tokens": (IndexSettings(max_passage_tokens=250), RetrievalSettings()),
+}
+
+
+def evidence_rank(hits, evidence) -> int | None:
+    fragments = [(e["doc"], normalize_evidence(e["text"])) for e in evidence]
+    for hit in hits:
+        text = normalize_evidence(hit.passage.text)
+        if any(doc == hit.doc and fragment in text for doc, fragment in fragments):
+            return hit.rank
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", default=str(ROOT.parent / "shared/eval/dev.jsonl"))
+    parser.add_argument("--corpus", default=str(ROOT / "seeds"))
+    parser.add_argument("--out", default=str(ROOT / "bench/results/retrieval.json"))
+    parser.add_argument("--only", help="run only the configuration with this name")
+    parser.add_argument("--embedder", help="sentence-transformers model name or path (default: the packaged one)")
+    args = parser.parse_args()
+    if not Path(args.questions).is_file():
+        print(f"question file not found: {args.questions}", file=sys.stderr)
+        return 2
+    questions = [json.loads(line) for line in open(args.questions, encoding="utf-8") if line.strip()]
+    questions = [q for q in questions if q.get("evidence")]
+    encoder = load_encoder(args.embedder)
+    rows, misses = [], {}
+    for name, (index_settings, retrieval_settings) in CONFIGS.items():
+        if args.only and name != args.only:
+            continue
+        with tempfile.TemporaryDirectory() as index_dir:
+            stored = build_index(args.corpus, index_dir, encoder=encoder, settings=index_settings)
+            retriever = Retriever(stored, encoder, retrieval_settings)
+            longest = max(encoder.count_tokens(p.text) for p in stored.passages)
+            ranks, started = [], time.perf_counter()
+            for q in questions:
+                ranks.append(evidence_rank(retriever.search(q["question"], k=10), q["evidence"]))
+            per_query_ms = 1000 * (time.perf_counter() - started) / len(questions)
+        misses[name] = [q["id"] for q, r in zip(questions, ranks) if r is None or r > 3]
+        rows.append({
+            "config": name, "passages": len(stored.passages), "max_passage_tokens": longest,
+            "recall@1": recall_at_k(ranks, 1), "recall@3": recall_at_k(ranks, 3),
+            "recall@5": recall_at_k(ranks, 5), "mrr": mrr(ranks), "ms_per_query": per_query_ms,
+        })
+    header = f"{'config':32} {'passages':>8} {'longest':>7} {'R@1':>5} {'R@3':>5} {'R@5':>5} {'MRR':>5} {'ms/q':>6}"
+    print(f"{len(questions)} questions with evidence from {args.questions}")
+    print(header)
+    for r in rows:
+        print(f"{r['config']:32} {r['passages']:8d} {r['max_passage_tokens']:7d} {r['recall@1']:5.2f} "
+              f"{r['recall@3']:5.2f} {r['recall@5']:5.2f} {r['mrr']:5.2f} {r['ms_per_query']:6.1f}")
+    for name, ids in misses.items():
+        print(f"not in top 3 ({name}): {', '.join(ids) or '-'}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"questions": args.questions, "rows": rows, "misses@3": misses}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Step 1, documents: read a corpus folder of ``.txt`` / ``.md`` files into ``Document`` values.
+
+The one decision: a file is decoded once, as strict UTF-8, and that exact text is what every offset
+refers to. Files that cannot be indexed (binary, not UTF-8, empty, too big, links leading outside the
+folder, other extensions) are skipped with a reason, never half-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embeddings.errors import CorpusError
+
+SUFFIXES = (".txt", ".md")
+METADATA_FILE = "metadata.json"  # optional: {"file.txt": {"title": ..., "author": ..., ...}}
+MAX_FILE_BYTES = 20 * 1024 * 1024  # larger files are skipped: a corpus is prose, not dumps
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    title: str  # from the metadata file, a markdown heading, the first short line, or the file name
+    author: str | None = None
+    date: str | None = None  # as stated in the text, ISO when known ("2024-02-02")
+    publisher: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str  # POSIX path relative to the corpus folder: the document's identity
+    text: str  # the file decoded as UTF-8, untouched: offsets index into this
+    sha256: str  # of the raw bytes
+    meta: DocumentMeta
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    root: Path
+    documents: tuple[Document, ...]
+    skipped: tuple[Skipped, ...] = field(default=())
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
+    """Every candidate file under ``root`` as (relative posix path, real path), sorted, plus skips.
+
+    Symbolic links are followed only while they stay inside ``root``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CorpusError(f"corpus folder not found: {root}")
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    skipped: list[Skipped] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if name.startswith(".") or name == METADATA_FILE:
+                continue
+            if not name.lower().endswith(SUFFIXES):
+                skipped.append(Skipped(rel, f"unsupported file type (only {', '.join(SUFFIXES)})"))
+                continue
+            real = path.resolve()
+            if not real.is_relative_to(real_root):
+                skipped.append(Skipped(rel, "symbolic link pointing outside the corpus folder"))
+                continue
+            if not real.is_file():
+                skipped.append(Skipped(rel, "not a regular file"))
+                continue
+            found.append((rel, real))
+    return found, skipped
+
+
+def read_document_text(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """Decode a file's bytes, or raise ``ValueError`` saying why it cannot be indexed."""
+    if len(data) > max_bytes:
+        raise ValueError(f"file too large ({len(data) / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB)")
+    if b"\x00" in data:
+        raise ValueError("binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise ValueError("empty file")
+    return text
+
+
+def load_metadata(root: Path) -> dict[str, dict]:
+    path = Path(root) / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorpusError(f"{path}: not valid JSON metadata ({exc})") from None
+    if not isinstance(data, dict):
+        raise CorpusError(f"{path}: expected an object mapping file names to metadata")
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+_DATE = re.compile(
+    r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
+    r"December) \d{1,2},? \d{4}\b|\b\d{4}-\d{2}-\d{2}\b"
+)
+
+
+def guess_meta(path: str, text: str) -> DocumentMeta:
+    """Metadata from the text itself: a markdown ``# heading`` or a short first line as the title.
+
+    >>> guess_meta("a/notes.md", "# Field notes\\n\\nBody.").title
+    'Field notes'
+    """
+    lines = [line.strip() for line in text.splitlines()[:12] if line.strip()]
+    title = None
+    for line in lines[:6]:
+        heading = re.match(r"#{1,6}\s+(.+)", line)
+        if heading:
+            title = heading.group(1).strip()
+            break
+        if len(line) <= 150 and not line.endswith((".", ":", ";", ",")):
+            title = line
+            break
+    if title is None:
+        title = Path(path).stem.replace("_", " ").replace("-", " ")
+    date = _DATE.search(text[:1000])
+    author = None
+    for before, line in zip(lines, lines[1:]):  # a byline: "By Jane Doe", or a name under the date
+        byline = re.fullmatch(r"(?:By|by)\s+([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,3})", line)
+        name = re.fullmatch(r"[A-Z][\w'’-]+(?:\s+[A-Z][\w.'’-]+){1,3}", line)
+        if byline or (name and _DATE.fullmatch(before)):
+            author = (byline or name).group(1 if byline else 0)
+            break
+    return DocumentMeta(title=title, author=author, date=date.group(0) if date else None)
+
+
+def make_meta(path: str, text: str, given: dict | None) -> DocumentMeta:
+    guessed = guess_meta(path, text)
+    if not given:
+        return guessed
+    return DocumentMeta(
+        title=str(given.get("title") or guessed.title),
+        author=given.get("author") or guessed.author,
+        date=given.get("date") or guessed.date,
+        publisher=given.get("publisher"),
+    )
+
+
+def load_document(root: Path, rel: str, real: Path, metadata: dict[str, dict]) -> Document:
+    data = real.read_bytes()
+    text = read_document_text(data)
+    return Document(rel, text, file_sha256(data), make_meta(rel, text, metadata.get(rel)))
+
+
+def load_corpus(root: str | os.PathLike) -> Corpus:
+    """Read every indexable file under ``root``; files that cannot be read are listed in ``skipped``."""
+    root = Path(root)
+    files, skipped = list_corpus_files(root)
+    metadata = load_metadata(root)
+    documents = []
+    for rel, real in files:
+        try:
+            documents.append(load_document(root, rel, real, metadata))
+        except ValueError as exc:
+            skipped.append(Skipped(rel, str(exc)))
+        except OSError as exc:
+            skipped.append(Skipped(rel, f"cannot read ({exc.strerror})"))
+    return Corpus(root, tuple(documents), tuple(skipped))

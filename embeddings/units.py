@@ -1,0 +1,43 @@
+"""Step 3a, embedding units: what text each vector stands for.
+
+The one decision: a passage is embedded whole, prefixed with its document title and section (so
+"the 2024 article" or a heading can be matched), and, when it has several sentences, each sentence is
+also embedded on its own. A short factual question then matches the one sentence that answers it
+instead of a blurred average of a paragraph; retrieval scores a passage by its best unit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embeddings.paragraphs import Passage, split_sentences
+
+
+def passage_embedding_text(passage: Passage) -> str:
+    """The text embedded for a whole passage: title and section as a header line, then the text.
+
+    >>> passage_embedding_text(Passage("a#1", "a.txt", 0, 5, "Hello", title="T", section="S"))
+    'T — S\\nHello'
+    """
+    header = " — ".join(part for part in (passage.title, passage.section) if part)
+    return f"{header}\n{passage.text}" if header else passage.text
+
+
+def embedding_units(passages: list[Passage], *, sentences: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Units as a (n_units, 3) int64 array of (passage row, start, end) and the texts to embed."""
+    rows: list[tuple[int, int, int]] = []
+    texts: list[str] = []
+    for row, passage in enumerate(passages):
+        rows.append((row, passage.start, passage.end))
+        texts.append(passage_embedding_text(passage))
+        if not sentences:
+            continue
+        spans = split_sentences(passage.text)
+        if len(spans) < 2:
+            continue
+        for start, end in spans:
+            if len(passage.text[start:end].split()) < 4:  # a heading or a name: the passage covers it
+                continue
+            rows.append((row, passage.start + start, passage.start + end))
+            texts.append(passage.text[start:end])
+    return np.array(rows, dtype=np.int64).reshape(-1, 3), texts

@@ -1,0 +1,117 @@
+"""The ``qa`` command: a thin layer of argument parsing and printing over ``qa.Pipeline``.
+
+User mistakes print one line (``qa: error: ...``) and exit 2; nothing prints a traceback unless
+``QA_DEBUG=1`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from qa.errors import QAError
+from qa.pipeline import Pipeline
+from qa.settings import Settings
+
+
+def _progress_bar(desc: str) -> Callable[[int, int], None]:
+    """A tqdm bar that appears only once there is real work (and only on a terminal)."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total, desc=desc, unit="text", disable=total < 64 or None)
+        state["bar"].update(done - state["bar"].n)
+        if done >= total:
+            state["bar"].close()
+
+    return update
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    settings = Settings.from_env(corpus=args.corpus, index_dir=args.index_dir, embedder=args.embedder,
+                                 model=getattr(args, "model", None), backend=getattr(args, "backend", None))
+    return Pipeline(settings)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    if args.corpus_dir:
+        args.corpus = args.corpus_dir
+    pipeline = _pipeline(args)
+    stored = pipeline.build_index(rebuild=args.rebuild, progress=_progress_bar("embedding"))
+    counts = stored.manifest["counts"]
+    print(f"indexed {counts['documents']} documents, {counts['passages']} passages "
+          f"({stored.manifest['index_kind']} index, embedder {stored.embedder}) in {stored.path.parent}")
+    for path, reason in stored.manifest.get("skipped", {}).items():
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = _pipeline(args).search(args.question, k=args.k)
+    if args.json:
+        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no passages: the corpus is empty")
+    for hit in hits:
+        p = hit.passage
+        where = f"{p.doc} [{p.start}:{p.end}]" + (f" · {p.section}" if p.section else "")
+        print(f"{hit.rank}. {where}  score {hit.score:.4f}")
+        print("   " + " ".join(p.text.split())[:400] + ("…" if len(p.text) > 400 else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Grounded question answering over your documents.")
+    parser.add_argument("--corpus", help="folder of .txt/.md documents (env QA_CORPUS; default: seeds/)")
+    parser.add_argument("--index-dir", help="where the index lives (env QA_INDEX_DIR; default: under ~/.cache/qa-chatbot)")
+    parser.add_argument("--embedder", help="sentence-transformers model: packaged name or path (env QA_EMBEDDER)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", help="build or update the index of a corpus folder")
+    p.add_argument("corpus_dir", nargs="?", help="corpus folder (overrides --corpus)")
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything instead of updating")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="show the passages that best match a question")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    p.add_argument("--json", action="store_true", help="print the ranked passages as JSON")
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.basicConfig(level=logging.WARNING, format="qa: note: %(message)s")
+    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except QAError as exc:
+        if os.environ.get("QA_DEBUG"):
+            raise
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The question-side errors, beside the index-side ones they re-export (one hierarchy, ``QAError``)."""
+
+from embeddings.errors import (
+    CorpusError,
+    EncoderError,
+    IndexCorrupt,
+    IndexLocked,
+    IndexNotFound,
+    IndexOutOfDate,
+    QAError,
+)
+
+
+class InvalidQuestion(QAError, ValueError):
+    """The question is empty, whitespace only, or otherwise unusable."""
+
+
+class InvalidArgument(QAError, ValueError):
+    """An option is out of range (``k`` of 0, a negative limit, an unknown backend...)."""
+
+
+class ModelNotFound(QAError):
+    """A model file, folder, packaged part or hub id cannot be found."""
+
+
+class ModelChecksumError(QAError):
+    """An assembled packaged model does not have the expected sha256."""
+
+
+class BackendUnavailable(QAError):
+    """The requested generation backend is not installed or cannot run this model."""
+
+
+class GenerationError(QAError):
+    """The language model failed while generating."""
+
+
+class QuestionFileError(QAError):
+    """A batch question file is malformed (bad JSON, missing fields, duplicate ids)."""
+
+
+__all__ = [
+    "BackendUnavailable",
+    "CorpusError",
+    "EncoderError",
+    "GenerationError",
+    "IndexCorrupt",
+    "IndexLocked",
+    "IndexNotFound",
+    "IndexOutOfDate",
+    "InvalidArgument",
+    "InvalidQuestion",
+    "ModelChecksumError",
+    "ModelNotFound",
+    "QAError",
+    "QuestionFileError",
+]

@@ -1,0 +1,96 @@
+"""The public API: one ``Pipeline`` per corpus that indexes, searches and answers.
+
+The one decision: everything heavy (embedder, index, language model) loads lazily, once, behind a
+lock, so the web app, the CLI and the evaluator share one object and one code path. A missing index
+is built and a stale one updated on first use (``Settings.auto_update``), saying so through
+``logging``; a corrupt one is never answered from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from embeddings.encoder import Encoder, load_encoder
+from embeddings.store import StoredIndex, build_index, check_index, corpus_changes, load_index
+from qa.errors import CorpusError, IndexNotFound, IndexOutOfDate
+from qa.retrieve import Hit, Retriever, check_k, clean_question
+from qa.settings import Settings
+
+log = logging.getLogger("qa")
+Progress = Callable[[int, int], None]
+
+
+class Pipeline:
+    """Index, search and answer over one corpus.
+
+    >>> p = Pipeline(Settings(corpus="seeds"))          # doctest: +SKIP
+    >>> p.search("Who was Macron's special envoy?")[0].passage.text[:40]  # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings | None = None, *, encoder: Encoder | None = None, generator=None):
+        self.settings = settings or Settings.from_env()
+        self._encoder = encoder
+        self._generator = generator
+        self._retriever: Retriever | None = None
+        self._lock = threading.RLock()
+
+    # -------------------------------------------------------------------------------- components
+
+    @property
+    def encoder(self) -> Encoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = load_encoder(self.settings.embedder)
+            return self._encoder
+
+    @property
+    def retriever(self) -> Retriever:
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = Retriever(self._open_index(), self.encoder, self.settings.retrieval)
+            return self._retriever
+
+    @property
+    def index(self) -> StoredIndex:
+        return self.retriever.stored
+
+    def _open_index(self) -> StoredIndex:
+        s = self.settings
+        if not s.corpus.is_dir():
+            raise CorpusError(f"corpus folder not found: {s.corpus}")
+        try:
+            stored = load_index(s.resolved_index_dir)
+            check_index(stored, s.corpus, self.encoder)
+            return stored
+        except IndexNotFound:
+            if not s.auto_update:
+                raise
+            log.warning("no index yet for %s: building it in %s", s.corpus, s.resolved_index_dir)
+        except IndexOutOfDate as exc:
+            if not s.auto_update:
+                raise
+            log.warning("%s; updating it now", str(exc).split("; run")[0])
+        return self.build_index()
+
+    def build_index(self, *, rebuild: bool = False, progress: Progress | None = None) -> StoredIndex:
+        """Build or incrementally update this corpus's index, and use it from now on."""
+        s = self.settings
+        stored = build_index(s.corpus, s.resolved_index_dir, encoder=self.encoder, settings=s.index,
+                             rebuild=rebuild, progress=progress)
+        with self._lock:
+            self._retriever = Retriever(stored, self.encoder, s.retrieval)
+        return stored
+
+    def changes(self) -> list[str]:
+        """What changed in the corpus since the index was built (empty when up to date)."""
+        return corpus_changes(load_index(self.settings.resolved_index_dir), self.settings.corpus)
+
+    # ------------------------------------------------------------------------------------ search
+
+    def search(self, question: str, *, k: int | None = None) -> list[Hit]:
+        """Ranked passages for ``question`` (hybrid dense + BM25)."""
+        k = self.settings.k if k is None else k
+        check_k(k)
+        return self.retriever.search(clean_question(question), k=k)

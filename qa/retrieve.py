@@ -1,0 +1,164 @@
+"""Step 5, retrieve: rank passages for a question by fusing dense (FAISS) and BM25 rankings.
+
+The one decision: reciprocal rank fusion of two complementary rankings. Dense search scores a
+passage by its best embedded unit (the whole passage or one of its sentences), which finds
+paraphrases; BM25 over stemmed words (with each passage's title and section) finds rare names and
+numbers. Scores are never compared across methods, only ranks, so neither needs calibrating.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from embeddings.encoder import Encoder
+from embeddings.paragraphs import Passage, normalize
+from embeddings.store import StoredIndex
+from qa.errors import InvalidArgument, InvalidQuestion
+
+MAX_QUESTION_CHARS = 2_000  # longer questions are cut here before search (the embedder sees 256 tokens)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    rrf_k: int = 60  # reciprocal-rank-fusion damping: 1 / (rrf_k + rank)
+    dense_weight: float = 1.0  # weight of the dense ranking in the fusion
+    bm25_weight: float = 1.0  # weight of the BM25 ranking in the fusion
+    candidates: int = 100  # units fetched from FAISS before grouping them by passage
+
+    def __post_init__(self) -> None:
+        if self.rrf_k < 1:
+            raise ValueError(f"rrf_k must be >= 1, got {self.rrf_k}")
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {self.candidates}")
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int  # 1-based
+    score: float  # fused score (higher is better); only comparable within one result list
+    passage: Passage
+    dense_score: float  # cosine similarity of the passage's best unit to the question, in [-1, 1]
+    bm25_score: float
+    best_start: int  # offsets (into the document) of the passage's best-matching unit
+    best_end: int
+
+    @property
+    def doc(self) -> str:
+        return self.passage.doc
+
+    def to_dict(self) -> dict:
+        """The JSON shape of FORMAT.md: ``{rank, doc, passage_id, start, end, score, text}``."""
+        p = self.passage
+        return {"rank": self.rank, "doc": p.doc, "passage_id": p.id, "start": p.start, "end": p.end,
+                "score": round(self.score, 6), "text": p.text}
+
+
+def clean_question(question: str) -> str:
+    """Strip control characters and surrounding space; refuse a question with nothing left.
+
+    >>> clean_question("  Who?\\x00 ")
+    'Who?'
+    """
+    if not isinstance(question, str):
+        raise InvalidQuestion(f"the question must be text, got {type(question).__name__}")
+    question = _CONTROL.sub(" ", unicodedata.normalize("NFC", question)).strip()
+    if not question:
+        raise InvalidQuestion("the question is empty: type a question about the documents")
+    return " ".join(question.split())[:MAX_QUESTION_CHARS]
+
+
+def check_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidArgument(f"k must be a positive whole number, got {k!r}")
+
+
+def bm25_text(passage: Passage) -> str:
+    return normalize(" ".join(part for part in (passage.title, passage.section or "", passage.text) if part))
+
+
+class Retriever:
+    """Hybrid search over one loaded index. Thread-safe for concurrent ``search`` calls."""
+
+    def __init__(self, stored: StoredIndex, encoder: Encoder, settings: RetrievalSettings = RetrievalSettings()):
+        import bm25s
+        import Stemmer
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
+        self.stored = stored
+        self.encoder = encoder
+        self.settings = settings
+        self._stemmer = Stemmer.Stemmer("english")
+        self._bm25 = None
+        if stored.passages:
+            corpus = bm25s.tokenize([bm25_text(p) for p in stored.passages], stopwords="en",
+                                    stemmer=self._stemmer, show_progress=False)
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(corpus, show_progress=False)
+
+    @property
+    def passages(self) -> list[Passage]:
+        return self.stored.passages
+
+    def bm25_scores(self, question: str) -> np.ndarray:
+        """(n_passages,) BM25 scores; all zero for a question of stop-words only."""
+        import bm25s
+
+        scores = np.zeros(len(self.passages), dtype=np.float32)
+        if self._bm25 is None:
+            return scores
+        tokens = bm25s.tokenize([normalize(question)], stopwords="en", stemmer=self._stemmer,
+                                return_ids=False, show_progress=False)[0]
+        if tokens:
+            scores[:] = self._bm25.get_scores(tokens)
+        return scores
+
+    def dense_scores(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """(n_passages,) best unit cosine per passage (-inf where no unit was fetched) and that unit's row."""
+        best = np.full(len(self.passages), -np.inf, dtype=np.float32)
+        best_unit = np.full(len(self.passages), -1, dtype=np.int64)
+        if not len(self.stored.index):
+            return best, best_unit
+        query = self.encoder.encode([question])  # (1, dim) float32, L2-normalised
+        scores, rows = self.stored.index.search(query, self.settings.candidates)
+        for score, row in zip(scores[0], rows[0]):
+            if row < 0:
+                continue
+            passage_row = self.stored.units[row, 0]
+            if score > best[passage_row]:
+                best[passage_row], best_unit[passage_row] = score, row
+        return best, best_unit
+
+    def search(self, question: str, *, k: int = 5) -> list[Hit]:
+        """The ``k`` best passages for ``question``, best first (fewer when the corpus is smaller)."""
+        check_k(k)
+        question = clean_question(question)
+        if not self.passages:
+            return []
+        dense, best_unit = self.dense_scores(question)
+        bm25 = self.bm25_scores(question)
+        fused = self.fuse(dense, bm25)
+        order = np.argsort(-fused, kind="stable")[:k]
+        hits = []
+        for rank, row in enumerate(order, start=1):
+            passage = self.passages[row]
+            unit = best_unit[row]
+            start, end = (self.stored.units[unit, 1:3] if unit >= 0 else (passage.start, passage.end))
+            dense_score = float(dense[row]) if np.isfinite(dense[row]) else -1.0
+            hits.append(Hit(rank, float(fused[row]), passage, dense_score, float(bm25[row]), int(start), int(end)))
+        return hits
+
+    def fuse(self, dense: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+        """Reciprocal rank fusion; a method that found nothing for a passage adds nothing."""
+        s = self.settings
+        fused = np.zeros(len(dense), dtype=np.float64)
+        for scores, weight, found in ((dense, s.dense_weight, np.isfinite(dense)), (bm25, s.bm25_weight, bm25 > 0)):
+            ranks = np.empty(len(scores), dtype=np.int64)
+            ranks[np.argsort(-np.where(found, scores, -np.inf), kind="stable")] = np.arange(1, len(scores) + 1)
+            fused += np.where(found, weight / (s.rrf_k + ranks), 0.0)
+        return fused

@@ -1,0 +1,60 @@
+"""The CLI as a user runs it: a real subprocess, real output, real exit codes (fake-free, small corpus)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PARA, ROOT, write_corpus
+
+
+def run_qa(*args, env_extra=None, timeout=300):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    corpus = write_corpus(root / "corpus", {
+        "a.txt": "Pierre Vimont was the special envoy for the strategic dialogue with Russia, it says here.",
+        "b.md": "# Other\n\n" + PARA.format("Something else entirely"),
+    })
+    return corpus, root / "index"
+
+
+@pytest.mark.model
+def test_index_then_search_json(small_corpus):
+    corpus, index_dir = small_corpus
+    env = {"QA_EMBEDDER": "all-MiniLM-L6-v2"}
+    done = run_qa("--index-dir", str(index_dir), "index", str(corpus), env_extra=env)
+    assert done.returncode == 0, done.stderr
+    assert "indexed 2 documents" in done.stdout
+    out = run_qa("--corpus", str(corpus), "--index-dir", str(index_dir), "search", "Who was the envoy?",
+                 "-k", "5", "--json", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    hits = json.loads(out.stdout)
+    assert len(hits) == 2
+    assert [set(h) for h in hits] == [{"rank", "doc", "passage_id", "start", "end", "score", "text"}] * 2
+    assert hits[0]["doc"] == "a.txt" and "Vimont" in hits[0]["text"]
+    text = (corpus / hits[0]["doc"]).read_text(encoding="utf-8")
+    assert text[hits[0]["start"] : hits[0]["end"]] == hits[0]["text"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "   "], "question is empty"),
+        (["search", "x", "-k", "0"], "k must be a positive"),
+        (["--corpus", "/definitely/not/here", "search", "hello"], "corpus folder not found"),
+    ],
+)
+def test_user_mistakes_print_one_line_and_exit_2(args, message, tmp_path):
+    out = run_qa("--index-dir", str(tmp_path / "idx"), *args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("qa: error:")

@@ -1,0 +1,62 @@
+import os
+
+import pytest
+
+from embeddings.documents import guess_meta, load_corpus
+from embeddings.errors import CorpusError
+
+from conftest import PARA, SEEDS, write_corpus
+
+
+def test_seed_metadata_comes_from_the_metadata_file():
+    corpus = load_corpus(SEEDS)
+    meta = {d.path: d.meta for d in corpus.documents}
+    assert meta["002_aa9bdb457b1d5462.txt"].author == "Rym Momtaz"
+    assert meta["002_aa9bdb457b1d5462.txt"].date == "2024-02-02"
+    assert meta["000_6d54785b39143e23.txt"].author == "Juliette Faure"
+    assert meta["000_6d54785b39143e23.txt"].title.startswith("Macron’s Dialogue With Russia")
+
+
+def test_loader_reads_txt_and_md_recursively_and_skips_the_rest(tmp_path):
+    root = write_corpus(tmp_path / "c", {
+        "a.txt": PARA.format("A"),
+        "sub/b.md": "# Notes\n\n" + PARA.format("B"),
+        "sub/deeper/c.TXT": PARA.format("C"),
+        "image.png": b"\x89PNG\r\n",
+        "empty.txt": "  \n",
+        "binary.txt": b"abc\x00def",
+        "latin1.txt": "caf\xe9".encode("latin-1"),
+    })
+    corpus = load_corpus(root)
+    assert [d.path for d in corpus.documents] == ["a.txt", "sub/b.md", "sub/deeper/c.TXT"]
+    reasons = {s.path: s.reason for s in corpus.skipped}
+    assert "unsupported" in reasons["image.png"]
+    assert "empty" in reasons["empty.txt"]
+    assert "binary" in reasons["binary.txt"]
+    assert "UTF-8" in reasons["latin1.txt"]
+    assert {d.path: d.meta.title for d in corpus.documents}["sub/b.md"] == "Notes"
+
+
+def test_same_file_name_in_two_folders_are_two_documents(tmp_path):
+    root = write_corpus(tmp_path / "c", {"x/notes.txt": PARA.format("X"), "y/notes.txt": PARA.format("Y")})
+    assert [d.path for d in load_corpus(root).documents] == ["x/notes.txt", "y/notes.txt"]
+
+
+def test_symlink_outside_the_corpus_is_skipped(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text(PARA.format("Secret"))
+    root = write_corpus(tmp_path / "c", {"a.txt": PARA.format("A")})
+    os.symlink(outside, root / "link.txt")
+    corpus = load_corpus(root)
+    assert [d.path for d in corpus.documents] == ["a.txt"]
+    assert "outside" in {s.path: s.reason for s in corpus.skipped}["link.txt"]
+
+
+def test_missing_corpus_is_a_typed_error(tmp_path):
+    with pytest.raises(CorpusError, match="not found"):
+        load_corpus(tmp_path / "nope")
+
+
+def test_guess_meta_from_text():
+    meta = guess_meta("x.txt", "A caption.\nThe Real Title\n\nFebruary 02, 2024\nRym Momtaz\n\nBody text.")
+    assert (meta.title, meta.date, meta.author) == ("The Real Title", "February 02, 2024", "Rym Momtaz")

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from embeddings.store import build_index
+from qa.errors import InvalidArgument, InvalidQuestion
+from qa.retrieve import RetrievalSettings, Retriever, clean_question
+
+from conftest import PARA, write_corpus
+
+
+@pytest.fixture
+def retriever(seeds_copy, tmp_path, encoder):
+    return Retriever(build_index(seeds_copy, tmp_path / "idx", encoder=encoder), encoder)
+
+
+def test_hits_carry_offsets_text_and_metadata(retriever):
+    hits = retriever.search("Pierre Vimont special envoy strategic dialogue", k=3)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert "Pierre Vimont" in hits[0].passage.text
+    top = hits[0]
+    document = retriever.stored.documents[top.doc].text
+    assert document[top.passage.start : top.passage.end] == top.passage.text
+    assert top.passage.start <= top.best_start < top.best_end <= top.passage.end
+    assert top.passage.title.startswith("Macron’s Dialogue")
+    assert set(top.to_dict()) == {"rank", "doc", "passage_id", "start", "end", "score", "text"}
+    assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_k_larger_than_the_corpus_returns_every_passage_once(retriever):
+    hits = retriever.search("Macron", k=10_000)
+    assert len(hits) == len(retriever.passages)
+    assert len({h.passage.id for h in hits}) == len(hits)
+
+
+def test_stop_word_only_question_still_answers_from_dense_search(retriever):
+    assert not retriever.bm25_scores("the of and is").any()
+    assert len(retriever.search("the of and is", k=3)) == 3
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", "\x00\x01"])
+def test_empty_questions_are_a_typed_error(retriever, question):
+    with pytest.raises(InvalidQuestion):
+        retriever.search(question)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True, "3"])
+def test_bad_k_is_a_typed_error(retriever, k):
+    with pytest.raises(InvalidArgument, match="k must be"):
+        retriever.search("Macron", k=k)
+
+
+def test_very_long_question_is_cut_not_crashed(retriever):
+    hits = retriever.search("Vimont " * 50_000, k=2)
+    assert len(hits) == 2
+
+
+def test_clean_question_strips_control_characters():
+    assert clean_question("  Who\x00 is\x1b Vimont?\n") == "Who is Vimont?"
+
+
+def test_bm25_finds_rare_words_dense_misses(tmp_path, encoder):
+    corpus = write_corpus(tmp_path / "c", {f"{i}.txt": PARA.format(f"Topic{i}") for i in range(5)})
+    stored = build_index(corpus, tmp_path / "idx", encoder=encoder)
+    only_bm25 = Retriever(stored, encoder, RetrievalSettings(dense_weight=0.0))
+    assert only_bm25.search("topic3", k=1)[0].doc == "3.txt"
+
+
+def test_fusion_rewards_agreement():
+    r = Retriever.__new__(Retriever)
+    r.settings = RetrievalSettings(rrf_k=60)
+    dense = np.array([0.9, 0.8, 0.1], dtype=np.float32)
+    bm25 = np.array([0.0, 5.0, 1.0], dtype=np.float32)
+    fused = r.fuse(dense, bm25)
+    assert fused.argmax() == 1  # second in dense, first in BM25 beats first in dense alone
+    assert fused[0] == pytest.approx(1 / 61)
