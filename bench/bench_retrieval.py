@@ -27,7 +27,7 @@ CONFIGS = {  # name -> (index settings, retrieval settings)
     "hybrid (default)": (IndexSettings(), RetrievalSettings()),
     "dense only": (IndexSettings(), RetrievalSettings(bm25_weight=0.0)),
     "bm25 only": (IndexSettings(), RetrievalSettings(dense_weight=0.0)),
-    "hybrid, bm25 weight 0.5": (IndexSettings(), RetrievalSettings(bm25_weight=0.5)),
+    "hybrid, equal weights": (IndexSettings(), RetrievalSettings(bm25_weight=1.0)),
     "hybrid, bm25 weight 0.25": (IndexSettings(), RetrievalSettings(bm25_weight=0.25)),
     "hybrid, no sentence units": (IndexSettings(sentence_units=False), RetrievalSettings()),
     "hybrid, passages <= 128 tokens": (IndexSettings(max_passage_tokens=128), RetrievalSettings()),
@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--questions", default=str(ROOT.parent / "shared/eval/dev.jsonl"))
     parser.add_argument("--corpus", default=str(ROOT / "seeds"))
     parser.add_argument("--out", default=str(ROOT / "bench/results/retrieval.json"))
-    parser.add_argument("--only", help="run only the configuration with this name")
+    parser.add_argument("--only", action="append", help="run only the configuration(s) with this name")
     parser.add_argument("--embedder", help="sentence-transformers model name or path (default: the packaged one)")
     args = parser.parse_args()
     if not Path(args.questions).is_file():
@@ -60,7 +60,7 @@ def main() -> int:
     encoder = load_encoder(args.embedder)
     rows, misses = [], {}
     for name, (index_settings, retrieval_settings) in CONFIGS.items():
-        if args.only and name != args.only:
+        if args.only and name not in args.only:
             continue
         with tempfile.TemporaryDirectory() as index_dir:
             stored = build_index(args.corpus, index_dir, encoder=encoder, settings=index_settings)

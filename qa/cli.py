@@ -16,6 +16,7 @@ from collections.abc import Callable
 from qa.errors import QAError
 from qa.pipeline import Pipeline
 from qa.settings import Settings
+from qa.types import Answer, Token
 
 
 def _progress_bar(desc: str) -> Callable[[int, int], None]:
@@ -68,6 +69,42 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    live = sys.stdout.isatty() and not args.json
+    final: Answer | None = None
+    for event in pipeline.stream(args.question, k=args.k):
+        if isinstance(event, Token) and live:
+            print(event.text, end="", flush=True)
+        elif isinstance(event, Answer):
+            final = event
+    assert final is not None
+    if args.json:
+        print(json.dumps({"id": None, **final.to_dict(), "scores": {}}, ensure_ascii=False, indent=2))
+        return 0
+    streamed = final.raw_text.strip()
+    if live and streamed:
+        print()
+        if streamed != final.text:
+            print(f"checked against the sources: {final.text}")
+    else:
+        print(final.text)
+    print_sources(final)
+    return 0
+
+
+def print_sources(answer: Answer) -> None:
+    if answer.refused:
+        if answer.passages:
+            print("\nclosest passages:")
+            for hit in answer.passages[:3]:
+                print(f"  {hit.doc} [{hit.passage.start}:{hit.passage.end}]  " + " ".join(hit.passage.text.split())[:160] + "…")
+        return
+    print("\nsources:")
+    for c in answer.citations:
+        print(f"  [{c.n}] {c.doc} [{c.start}:{c.end}]  “" + " ".join(c.text.split()) + "”")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Grounded question answering over your documents.")
     parser.add_argument("--corpus", help="folder of .txt/.md documents (env QA_CORPUS; default: seeds/)")
@@ -85,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
     p.add_argument("--json", action="store_true", help="print the ranked passages as JSON")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question from the documents, with cited sources")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=None, help="passages retrieved (default 5)")
+    p.add_argument("--model", help="'default', 'small', a .gguf file or a transformers model (env QA_MODEL)")
+    p.add_argument("--backend", choices=["llama", "transformers"], help="generation backend (env QA_BACKEND)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (a results line of the eval format)")
+    p.set_defaults(func=cmd_ask)
     return parser
 
 

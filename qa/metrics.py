@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import math
 import re
-import string
 import unicodedata
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -27,8 +26,6 @@ _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")  # "155mm
 # "[1]", "[1, 2]", "[1-3]", "[ 2 ]"; runs such as "[1][2]" are removed one marker at a time
 _CITATION_MARKER = re.compile(r"[^\S\n]*\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]")
 _SPACE_BEFORE_PUNCT = re.compile(r"[^\S\n]+(?=[.,;:!?)])")
-_SQUAD_PUNCT = frozenset(string.punctuation)
-_SQUAD_ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 # --- text normalisation ----------------------------------------------------------------------------
@@ -196,66 +193,6 @@ def mrr(ranks: Sequence[int | None]) -> float | None:
     0.4375
     """
     return _mean([0.0 if r is None else 1.0 / r for r in ranks])
-
-
-# --- SQuAD (official v1.1 normalisation, v2.0 handling of unanswerable questions) --------------------
-
-
-def squad_normalize(s: str) -> str:
-    """The official SQuAD v1.1 ``normalize_answer``: lower, drop ASCII punctuation, drop a/an/the,
-    collapse whitespace. Curly quotes and accents are left alone, as in the official script.
-
-    >>> squad_normalize("The  Eiffel-Tower, an icon!")
-    'eiffeltower icon'
-    """
-    s = "".join(c for c in s.lower() if c not in _SQUAD_PUNCT)
-    return " ".join(_SQUAD_ARTICLES.sub(" ", s).split())
-
-
-def squad_exact_match(prediction: str, ground_truths: Sequence[str], *, refused: bool = False) -> float:
-    """1.0 when the normalised prediction equals any normalised ground truth, else 0.0.
-
-    As in the official SQuAD 2.0 script, ground truths that normalise to nothing are dropped, and a
-    question left with none is unanswerable: only an empty prediction matches it. ``refused=True``
-    scores the prediction as empty (the system declined), whatever its text. Strip citation markers
-    from the prediction first (`strip_citations`).
-
-    >>> squad_exact_match("the Eiffel Tower.", ["Eiffel Tower", "Tower"])
-    1.0
-    >>> squad_exact_match("I cannot find the answer.", [], refused=True)
-    1.0
-    """
-    pred = "" if refused else squad_normalize(prediction)
-    return max(float(pred == gold) for gold in _squad_golds(ground_truths))
-
-
-def squad_f1(prediction: str, ground_truths: Sequence[str], *, refused: bool = False) -> float:
-    """Official SQuAD token F1 (bag of normalised tokens), the maximum over ground truths.
-
-    Unanswerable questions and ``refused`` as in `squad_exact_match`: when either side has no tokens
-    the score is 1.0 if both are empty, else 0.0.
-
-    >>> round(squad_f1("Eiffel Tower in Paris", ["the Eiffel Tower", "Paris"]), 4)  # p=2/4, r=2/2
-    0.6667
-    >>> squad_f1("Paris", [])
-    0.0
-    """
-    pred = [] if refused else squad_normalize(prediction).split()
-    return max(_token_f1(pred, gold.split()) for gold in _squad_golds(ground_truths))
-
-
-def _squad_golds(ground_truths: Sequence[str]) -> list[str]:
-    return [g for g in map(squad_normalize, ground_truths) if g] or [""]
-
-
-def _token_f1(pred: list[str], gold: list[str]) -> float:
-    if not pred or not gold:
-        return float(pred == gold)
-    same = sum((Counter(pred) & Counter(gold)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
 
 
 # --- per question and summary ----------------------------------------------------------------------

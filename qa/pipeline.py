@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.store import StoredIndex, build_index, check_index, corpus_changes, load_index
+from qa.answer import stream_answer
 from qa.errors import CorpusError, IndexNotFound, IndexOutOfDate
+from qa.generate import Generator, load_generator
+from qa.prompt import build_messages
 from qa.retrieve import Hit, Retriever, check_k, clean_question
 from qa.settings import Settings
+from qa.types import Answer, StreamEvent
 
 log = logging.getLogger("qa")
 Progress = Callable[[int, int], None]
@@ -87,6 +91,25 @@ class Pipeline:
         """What changed in the corpus since the index was built (empty when up to date)."""
         return corpus_changes(load_index(self.settings.resolved_index_dir), self.settings.corpus)
 
+    @property
+    def generator(self) -> Generator:
+        with self._lock:
+            if self._generator is None:
+                self._generator = load_generator(self.settings.model, backend=self.settings.backend)
+            return self._generator
+
+    def warm_up(self) -> None:
+        """Load embedder, index and model now; one search and one real prompt warm them and put the
+        fixed system prompt in llama.cpp's prefix cache, so the first user waits no longer than the next."""
+        self.retriever.search("warm up", k=1)
+        self.generator.warm_up()
+        for _ in self.generator.generate(build_messages([], "Say OK."), max_tokens=1):
+            pass
+
+    def document_text(self, doc: str) -> str:
+        """The exact text of an indexed document (what every offset refers to)."""
+        return self.retriever.document_text(doc)
+
     # ------------------------------------------------------------------------------------ search
 
     def search(self, question: str, *, k: int | None = None) -> list[Hit]:
@@ -94,3 +117,44 @@ class Pipeline:
         k = self.settings.k if k is None else k
         check_k(k)
         return self.retriever.search(clean_question(question), k=k)
+
+    # ---------------------------------------------------------------------------------- answers
+
+    def stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), k: int | None = None
+               ) -> Iterator[StreamEvent]:
+        """``Retrieved``, then the model's ``Token`` pieces, then the verified ``Answer``."""
+        k = self.settings.k if k is None else k
+        check_k(k)
+        clean_question(question)
+        return stream_answer(question, retriever=self.retriever, generator=self.generator, k=k,
+                             history=history, settings=self.settings.answer)
+
+    def answer(self, question: str, *, history: Sequence[tuple[str, str]] = (), k: int | None = None) -> Answer:
+        """A verified, cited answer (or an honest refusal) to ``question``."""
+        final = None
+        for event in self.stream(question, history=history, k=k):
+            final = event
+        assert isinstance(final, Answer)
+        return final
+
+
+class Conversation:
+    """A chat: each question is asked with the earlier turns, so follow-ups work.
+
+    >>> chat = Conversation(Pipeline())                          # doctest: +SKIP
+    >>> chat.ask("Who was Macron's envoy?").text                # doctest: +SKIP
+    >>> chat.ask("and when was he appointed?").standalone_question  # doctest: +SKIP
+    """
+
+    def __init__(self, pipeline: Pipeline, *, max_turns: int = 4) -> None:
+        self.pipeline = pipeline
+        self.max_turns = max_turns
+        self.turns: list[tuple[str, str]] = []
+
+    def ask(self, question: str, *, k: int | None = None) -> Answer:
+        result = self.pipeline.answer(question, history=self.turns[-self.max_turns :], k=k)
+        self.turns.append((result.standalone_question or question, result.text))
+        return result
+
+    def reset(self) -> None:
+        self.turns.clear()

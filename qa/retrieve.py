@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 class RetrievalSettings:
     rrf_k: int = 60  # reciprocal-rank-fusion damping: 1 / (rrf_k + rank)
     dense_weight: float = 1.0  # weight of the dense ranking in the fusion
-    bm25_weight: float = 1.0  # weight of the BM25 ranking in the fusion
+    bm25_weight: float = 0.5  # weight of the BM25 ranking: dense is the stronger signal (bench_retrieval)
     candidates: int = 100  # units fetched from FAISS before grouping them by passage
 
     def __post_init__(self) -> None:
@@ -93,6 +95,9 @@ class Retriever:
         self.stored = stored
         self.encoder = encoder
         self.settings = settings
+        self._rows = {p.id: row for row, p in enumerate(stored.passages)}
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()  # recent query vectors
+        self._lock = threading.Lock()
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25 = None
         if stored.passages:
@@ -104,6 +109,29 @@ class Retriever:
     @property
     def passages(self) -> list[Passage]:
         return self.stored.passages
+
+    def document_text(self, doc: str) -> str:
+        return self.stored.documents[doc].text
+
+    def query_vector(self, question: str) -> np.ndarray:
+        """(dim,) float32 embedding of a question; the last 128 are remembered."""
+        with self._lock:
+            if question in self._queries:
+                self._queries.move_to_end(question)
+                return self._queries[question]
+        vector = self.encoder.encode([question])[0]
+        with self._lock:
+            self._queries[question] = vector
+            while len(self._queries) > 128:
+                self._queries.popitem(last=False)
+        return vector
+
+    def sentence_vectors(self, passage: Passage) -> dict[tuple[int, int], np.ndarray]:
+        """The stored vectors of a passage's units, keyed by their (start, end) document offsets."""
+        row = self._rows[passage.id]
+        units = self.stored.units
+        lo, hi = np.searchsorted(units[:, 0], [row, row + 1])
+        return {(int(units[i, 1]), int(units[i, 2])): self.stored.vectors[i] for i in range(lo, hi)}
 
     def bm25_scores(self, question: str) -> np.ndarray:
         """(n_passages,) BM25 scores; all zero for a question of stop-words only."""
@@ -124,7 +152,7 @@ class Retriever:
         best_unit = np.full(len(self.passages), -1, dtype=np.int64)
         if not len(self.stored.index):
             return best, best_unit
-        query = self.encoder.encode([question])  # (1, dim) float32, L2-normalised
+        query = self.query_vector(question)[None, :]  # (1, dim) float32, L2-normalised
         scores, rows = self.stored.index.search(query, self.settings.candidates)
         for score, row in zip(scores[0], rows[0]):
             if row < 0:

@@ -10,6 +10,7 @@ from pathlib import Path
 from embeddings.encoder import DEFAULT_EMBEDDER
 from embeddings.packaged import cache_dir
 from embeddings.store import IndexSettings
+from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument
 from qa.retrieve import RetrievalSettings
 
@@ -35,6 +36,7 @@ class Settings:
     auto_update: bool = True  # build a missing index / update a stale one instead of raising
     index: IndexSettings = field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus", Path(self.corpus).expanduser())

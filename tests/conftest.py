@@ -19,7 +19,7 @@ class KeywordEncoder:
     """A bag-of-words hashing encoder: texts sharing words get similar vectors. Counts its calls."""
 
     name = "fake-keywords"
-    dim = 64
+    dim = 1024
     max_tokens = 256
 
     def __init__(self) -> None:
@@ -65,3 +65,35 @@ def write_corpus(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 PARA = "{} is a paragraph that is long enough to stand on its own, with several words in it."
+
+
+class ScriptedGenerator:
+    """A fake language model: replies with scripted texts in order (or a function of the prompt),
+    streamed word by word. Records every prompt it was given."""
+
+    name = "scripted"
+
+    def __init__(self, replies=("I cannot find the answer in the documents.",)) -> None:
+        self.replies = list(replies) if not callable(replies) else replies
+        self.prompts: list[list[dict]] = []
+        self.warmed = 0
+
+    def warm_up(self) -> None:
+        self.warmed += 1
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, messages, *, max_tokens: int = 160, stop=()):
+        self.prompts.append(list(messages))
+        if callable(self.replies):
+            reply = self.replies(messages)
+        else:
+            reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
+        for piece in re.findall(r"\S+\s*", reply):
+            yield piece
+
+
+@pytest.fixture
+def scripted():
+    return ScriptedGenerator

@@ -22,9 +22,6 @@ from qa.metrics import (
     percentile,
     recall_at_k,
     score_result,
-    squad_exact_match,
-    squad_f1,
-    squad_normalize,
     strip_citations,
     summarize,
 )
@@ -317,49 +314,6 @@ def test_percentile_agrees_with_numpy(q):
 def test_percentile_rejects_q_out_of_range(q):
     with pytest.raises(ValueError, match="q must be in"):
         percentile([1.0], q)
-
-
-# --- SQuAD -----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("", ""),
-        ("The  Quick, brown fox!", "quick brown fox"),
-        ("an apple a day", "apple day"),
-        ("Theatre and the theory", "theatre and theory"),  # whole words only
-        ("U.S.", "us"),
-        ("“fox”", "“fox”"),  # the official script only strips ASCII punctuation
-        ("Élan", "élan"),
-    ],
-)
-def test_squad_normalize(text, expected):
-    assert squad_normalize(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("prediction", "golds", "refused", "em", "f1"),
-    [
-        ("the Eiffel Tower.", ["Eiffel Tower"], False, 1.0, 1.0),
-        ("Eiffel Tower in Paris", ["the Eiffel Tower"], False, 0.0, 2 / 3),  # p = 2/4, r = 2/2
-        ("Eiffel Tower in Paris", ["Louvre", "Paris"], False, 0.0, 0.4),  # p = 1/4, r = 1/1
-        ("Louvre", ["Eiffel Tower"], False, 0.0, 0.0),
-        ("", ["Eiffel Tower"], False, 0.0, 0.0),
-        ("Eiffel Tower", ["Eiffel Tower"], True, 0.0, 0.0),  # refusing an answerable question
-        ("", [], False, 1.0, 1.0),  # SQuAD 2.0 unanswerable, declined
-        ("the", [], False, 1.0, 1.0),  # normalises to empty
-        ("Paris", [], False, 0.0, 0.0),
-        ("I cannot find the answer in the documents.", [], True, 1.0, 1.0),
-        ("Paris", ["the", "Paris"], False, 1.0, 1.0),  # a gold that normalises to nothing is dropped
-        ("", ["the", "Paris"], False, 0.0, 0.0),
-        ("Paris", ["a"], False, 0.0, 0.0),  # ...and only such golds make the question unanswerable
-        ("Paris Paris", ["Paris"], False, 0.0, 2 / 3),  # bag of tokens: p = 1/2, r = 1
-    ],
-)
-def test_squad_scores(prediction, golds, refused, em, f1):
-    assert squad_exact_match(prediction, golds, refused=refused) == em
-    assert squad_f1(prediction, golds, refused=refused) == pytest.approx(f1)
 
 
 # --- per question and summary ----------------------------------------------------------------------

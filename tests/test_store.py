@@ -17,7 +17,7 @@ def test_build_then_load_round_trip(seeds_copy, tmp_path, encoder):
     loaded = load_index(tmp_path / "idx")
     assert [p.id for p in loaded.passages] == [p.id for p in built.passages]
     assert np.array_equal(loaded.vectors, built.vectors)
-    assert loaded.manifest["embedder"] == {"name": "fake-keywords", "dim": 64, "max_tokens": 256}
+    assert loaded.manifest["embedder"] == {"name": "fake-keywords", "dim": 1024, "max_tokens": 256}
     assert set(loaded.manifest["files"]) == {"000_6d54785b39143e23.txt", "002_aa9bdb457b1d5462.txt"}
     for p in loaded.passages:
         assert loaded.documents[p.doc].text[p.start : p.end] == p.text

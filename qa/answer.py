@@ -1,0 +1,79 @@
+"""Step 8, answer: retrieve, prompt, generate, verify — one streamed pass per question.
+
+The one decision: the model's words are streamed to the user as they come, but the final event
+carries the *verified* answer (``qa.cite.verify``), which may differ: markers corrected, unsupported
+sentences dropped, or a refusal when nothing is grounded. Retrieval that finds nothing close enough
+refuses before the model is even asked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from qa.cite import verify
+from qa.conversation import clean_rewrite, looks_like_follow_up, rewrite_messages
+from qa.generate import Generator
+from qa.prompt import build_messages, select_snippets
+from qa.retrieve import Hit, Retriever, check_k, clean_question
+from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    min_relevance: float = 0.2  # best dense cosine below which the documents are judged silent
+    context_tokens: int = 150  # tokens of passage text in the prompt (time to first token!)
+    max_passages: int = 4  # retrieved passages that may contribute sentences to the prompt
+    max_answer_tokens: int = 96  # generation cap: answers are one or two sentences
+
+
+def standalone(question: str, history: Sequence[tuple[str, str]], generator: Generator) -> str:
+    if not looks_like_follow_up(question, history):
+        return question
+    reply = "".join(generator.generate(rewrite_messages(question, history), max_tokens=48, stop=["\n"]))
+    return clean_rewrite(reply, question, history)
+
+
+def stream_answer(
+    question: str,
+    *,
+    retriever: Retriever,
+    generator: Generator,
+    k: int,
+    history: Sequence[tuple[str, str]] = (),
+    settings: AnswerSettings = AnswerSettings(),
+) -> Iterator[StreamEvent]:
+    """Yield ``Retrieved``, then ``Token`` pieces, then exactly one final ``Answer``."""
+    started = time.perf_counter()
+    check_k(k)
+    asked = clean_question(question)
+    history = [(clean_question(q), a) for q, a in history if q and q.strip()]
+    query = standalone(asked, history, generator)
+    hits: tuple[Hit, ...] = tuple(retriever.search(query, k=k))
+    retrieved_at = time.perf_counter() - started
+    yield Retrieved(hits, query)
+
+    def finish(text: str, raw: str, refused: bool, citations=(), notes=(), first=None, n_prompt=0, n_out=0) -> Answer:
+        timings = Timings(retrieved_at, first, time.perf_counter() - started, n_prompt, n_out)
+        return Answer(question, text, tuple(citations), hits, refused, timings, query, raw, tuple(notes))
+
+    if not hits or max(h.dense_score for h in hits) < settings.min_relevance:
+        yield finish(REFUSAL, "", True, notes=["no passage is close enough to the question"])
+        return
+    snippets = select_snippets(hits, retriever, query, budget=settings.context_tokens,
+                               max_passages=settings.max_passages, count_tokens=generator.count_tokens)
+    messages = build_messages(snippets, query)
+    pieces: list[str] = []
+    first_token = None
+    for piece in generator.generate(messages, max_tokens=settings.max_answer_tokens, stop=["\n\n", "Question:"]):
+        if first_token is None:
+            first_token = time.perf_counter() - started
+        pieces.append(piece)
+        yield Token(piece)
+    raw = "".join(pieces)
+    documents = {s.passage.doc: retriever.document_text(s.passage.doc) for s in snippets}
+    checked = verify(raw, snippets, query, documents)
+    n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)
+    yield finish(checked.text, raw, checked.refused, checked.citations, checked.notes, first_token,
+                 n_prompt, generator.count_tokens(raw) if raw else 0)

@@ -1,0 +1,211 @@
+"""Step 7, cite: turn the model's ``[n]`` markers into verified citations with exact offsets.
+
+The one decision: a marker is trusted only if the sentence it ends is *supported* by the snippet it
+names: most of the sentence's content words that are not already in the question (the new
+information: names, numbers, terms) occur in that snippet, and every number does. A marker that
+points past the snippets or at one that does not support its sentence is moved to the snippet
+that does, or removed; an uncited sentence gets the snippet that supports it; a sentence no snippet
+supports is dropped; an answer left with no supported sentence becomes a refusal. Inside the
+snippet, the citation is narrowed to the sentence(s) carrying those words.
+
+    "Pierre Vimont was the envoy [3]." with Vimont only in snippet 1
+        -> text "Pierre Vimont was the envoy [1].", Citation(n=1, ...span of the Vimont sentence)
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from embeddings.paragraphs import split_sentences
+from qa.prompt import Snippet
+from qa.types import REFUSAL, Citation
+
+SUPPORT = 0.6  # share of a sentence's new content words its snippet must contain
+_MARKER = re.compile(r"\[\s*(?:passages?|source|doc(?:ument)?)?\s*(\d{1,3}(?:\s*(?:,|;|and|-|–)\s*\d{1,3})*)\s*\]", re.I)
+_WORD = re.compile(r"[^\W_]+(?:[.'’][^\W_]+)*")
+_REFUSAL_PATTERNS = re.compile(
+    r"cannot find the answer|can ?not find (?:the|this|that|any)|(?:do|does|did) not (?:contain|mention|provide|say|specify|state|include)"
+    r"|not (?:mentioned|stated|specified|provided|found|available) in|no (?:information|mention)|unable to (?:find|answer)"
+    r"|not possible to (?:determine|answer)|i don'?t know|there is no answer",
+    re.I,
+)
+STOPWORDS = frozenset(
+    "a an the and or but if then than that this these those there here of to in on at by for with from as into "
+    "about over under after before during between against through is are was were be been being am do does did "
+    "has have had having it its it's he she they them their his her him we you your our i me my who whom whose "
+    "which what when where why how not no nor so too very can could would should will shall may might must also "
+    "just only any all each both either neither more most other such own same some one ones s t said says say "
+    "according passage passages document documents text article answer".split()
+)
+
+
+@dataclass(frozen=True)
+class Verified:
+    text: str  # the answer shown to the user, with renumbered, verified markers
+    citations: tuple[Citation, ...]
+    refused: bool
+    notes: tuple[str, ...]  # what verification changed, for logs and the evaluator
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str  # one sentence of the answer, markers removed
+    markers: tuple[int, ...]  # the numbers the model put on it
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def content_words(text: str) -> set[str]:
+    """Stemmed, lower-cased content words; numbers kept whole.
+
+    >>> sorted(content_words("The U.S. withdrew from 2 treaties in 2019."))
+    ['2', '2019', 'treati', 'us', 'withdrew']
+    """
+    text = unicodedata.normalize("NFKC", text).replace("’", "'").lower()
+    words = [w.strip("'") for w in _WORD.findall(text)]
+    words = [w.removesuffix("'s").replace(".", "") for w in words]
+    words = [_NUMBER_WORDS.get(w, w) for w in words if len(w) > 1 and w not in STOPWORDS or w.isdigit()]
+    return {w if any(c.isdigit() for c in w) else _stemmer().stemWord(w) for w in words}
+
+
+_NUMBER_WORDS = dict(zip(
+    "one two three four five six seven eight nine ten eleven twelve dozen fifteen twenty thirty fifty hundred".split(),
+    "1 2 3 4 5 6 7 8 9 10 11 12 12 15 20 30 50 100".split(),
+))
+
+
+def _numbers(words: set[str]) -> set[str]:
+    return {w for w in words if any(c.isdigit() for c in w)}
+
+
+def is_refusal(text: str) -> bool:
+    """True when the answer says the documents do not hold the answer (in its first sentence)."""
+    first = split_sentences(text.strip())
+    head = text.strip()[first[0][0] : first[0][1]] if first else ""
+    return not head or bool(_REFUSAL_PATTERNS.search(head))
+
+
+def parse_markers(text: str) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Citation markers as (start, end, numbers) in ``text``.
+
+    >>> parse_markers("Vimont [1, 3] and Paris [Passage 2].")
+    [(7, 13, (1, 3)), (24, 35, (2,))]
+    """
+    found = []
+    for m in _MARKER.finditer(text):
+        numbers = tuple(int(n) for n in re.findall(r"\d+", m.group(1)))
+        found.append((m.start(), m.end(), numbers))
+    return found
+
+
+def split_claims(text: str) -> list[Claim]:
+    """Sentences of an answer with the markers each one carries.
+
+    Markers that open a sentence, or stand alone, belong to the sentence before ("Vimont. [2] The...").
+    """
+    claims: list[Claim] = []
+    for s, e in split_sentences(text):
+        sentence = text[s:e]
+        lead = re.match(rf"(?:\s*{_MARKER.pattern})+", sentence, re.I)
+        if lead and claims:
+            leading = tuple(n for _, _, numbers in parse_markers(lead.group()) for n in numbers)
+            claims[-1] = Claim(claims[-1].text, claims[-1].markers + leading)
+            sentence = sentence[lead.end():]
+        markers = tuple(n for _, _, numbers in parse_markers(sentence) for n in numbers)
+        bare = " ".join(_MARKER.sub(" ", sentence).split())
+        bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
+        if content_words(bare):
+            claims.append(Claim(bare, markers))
+        elif claims:
+            claims[-1] = Claim(claims[-1].text, claims[-1].markers + markers)
+    return claims
+
+
+def support(claim_words: set[str], snippet_words: set[str]) -> float:
+    """Share of the claim's words found in the snippet; 0 when a number of the claim is missing."""
+    if not claim_words:
+        return 0.0
+    if not _numbers(claim_words) <= snippet_words:
+        return 0.0
+    return len(claim_words & snippet_words) / len(claim_words)
+
+
+def citation_span(claim_words: set[str], snippet: Snippet, document: str) -> tuple[int, int]:
+    """The sentence(s) of the snippet that carry the claim's words, as document offsets."""
+    sentences = [(snippet.start + s, snippet.start + e) for s, e in split_sentences(snippet.text)]
+    if len(sentences) <= 1:
+        return snippet.start, snippet.end
+    scored = sorted(sentences, key=lambda se: -len(claim_words & content_words(document[se[0]:se[1]])))
+    start, end = scored[0]
+    covered = claim_words & content_words(document[start:end])
+    for s, e in scored[1:]:
+        extra = (claim_words & content_words(document[s:e])) - covered
+        if len(extra) >= 2 or (extra and not covered):
+            start, end = min(start, s), max(end, e)
+            covered |= extra
+    return start, end
+
+
+def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str]) -> Verified:
+    """Check every claim of ``raw`` against the snippets; see the module docstring for the rules."""
+    text = raw.strip()
+    if not text or is_refusal(text) or not snippets:
+        return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
+    asked = content_words(question)
+    snippet_words = {s.n: content_words(s.text) for s in snippets}
+    notes: list[str] = []
+    kept: list[tuple[Claim, int, set[str]]] = []  # claim, supporting snippet, its words
+    for claim in split_claims(text):
+        new = content_words(claim.text) - asked  # what the sentence adds to the question
+        scores = {n: support(new, snippet_words[n]) for n in snippet_words}
+        valid = [n for n in claim.markers if n in snippet_words]
+        for n in claim.markers:
+            if n not in snippet_words:
+                notes.append(f"removed [{n}]: there is no passage {n}")
+        good = [n for n in valid if scores[n] >= SUPPORT]
+        best = max(scores, key=lambda n: (scores[n], -n))
+        if not new:
+            notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")
+            continue
+        if good:
+            chosen = good[0]
+        elif scores[best] >= SUPPORT:
+            chosen = best
+            notes.append(f"cited [{best}] instead of {list(claim.markers) or 'nothing'} for: {claim.text[:60]}")
+        else:
+            notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
+            continue
+        kept.append((claim, chosen, new))
+    if not kept:
+        return Verified(REFUSAL, (), True, tuple(notes + ["no sentence of the answer is supported by the passages"]))
+    by_n = {s.n: s for s in snippets}
+    numbering: dict[int, int] = {}
+    spans: dict[int, tuple[int, int]] = {}
+    parts = []
+    for claim, n, words in kept:
+        numbering.setdefault(n, len(numbering) + 1)
+        snippet = by_n[n]
+        start, end = citation_span(words, snippet, documents[snippet.passage.doc])
+        if n in spans:
+            start, end = min(start, spans[n][0]), max(end, spans[n][1])
+        spans[n] = (start, end)
+        body = claim.text.rstrip()
+        tail = body[-1] if body and body[-1] in ".!?" else ""
+        parts.append(f"{body[:len(body) - len(tail)].rstrip()} [{numbering[n]}]{tail or '.'}")
+    citations = []
+    for n, new_n in sorted(numbering.items(), key=lambda item: item[1]):
+        snippet = by_n[n]
+        start, end = spans[n]
+        document = documents[snippet.passage.doc]
+        citations.append(Citation(new_n, snippet.passage.doc, snippet.passage.id, start, end, document[start:end],
+                                  snippet.passage.start, snippet.passage.end))
+    return Verified(" ".join(parts), tuple(citations), False, tuple(notes))

@@ -1,0 +1,77 @@
+"""The answer pipeline end to end with fakes (keyword encoder, scripted generator)."""
+
+import pytest
+
+from qa.errors import InvalidArgument, InvalidQuestion
+from qa.pipeline import Conversation, Pipeline
+from qa.settings import Settings
+from qa.types import REFUSAL, Answer, Retrieved, Token
+
+from conftest import KeywordEncoder, ScriptedGenerator
+
+
+def make(seeds_copy, tmp_path, replies):
+    generator = ScriptedGenerator(replies)
+    settings = Settings(corpus=seeds_copy, index_dir=tmp_path / "idx")
+    return Pipeline(settings, encoder=KeywordEncoder(), generator=generator), generator
+
+
+def test_stream_yields_retrieved_tokens_then_one_verified_answer(seeds_copy, tmp_path):
+    pipeline, generator = make(seeds_copy, tmp_path, ["Ambassador Pierre Vimont [1]."])
+    events = list(pipeline.stream("Who was Macron's special envoy Pierre Vimont strategic dialogue?"))
+    assert isinstance(events[0], Retrieved) and isinstance(events[-1], Answer)
+    assert [type(e) for e in events[1:-1]] == [Token] * 4  # "Ambassador ", "Pierre ", "Vimont ", "[1]."
+    answer = events[-1]
+    assert not answer.refused and "Vimont" in answer.text
+    document = pipeline.document_text(answer.citations[0].doc)
+    for c in answer.citations:
+        assert document[c.start : c.end] == c.text and "Pierre Vimont" in c.text
+    assert answer.timings.first_token_s is not None and answer.timings.total_s >= answer.timings.first_token_s
+    d = answer.to_dict()
+    assert set(d) == {"question", "answer", "refused", "citations", "passages", "latency_s", "ttft_s"}
+
+
+def test_prompt_numbers_snippets_and_keeps_system_prompt_fixed(seeds_copy, tmp_path):
+    pipeline, generator = make(seeds_copy, tmp_path, [REFUSAL, REFUSAL])
+    pipeline.answer("Who was the special envoy?")
+    pipeline.answer("What about the INF treaty?")
+    first, second = generator.prompts
+    assert first[0] == second[0] and first[0]["role"] == "system"
+    user = first[1]["content"]
+    assert user.startswith("Passages:\n[1] «") and user.rstrip().endswith("Question: Who was the special envoy?")
+
+
+def test_refusal_still_lists_the_closest_passages(seeds_copy, tmp_path):
+    pipeline, _ = make(seeds_copy, tmp_path, ["The NATO Secretary General is Jens Stoltenberg [1]."])
+    answer = pipeline.answer("Who is the Secretary General of NATO?")
+    assert answer.refused and answer.text == REFUSAL and answer.citations == ()
+    assert len(answer.passages) == 5 and answer.to_dict()["refused"] is True
+
+
+def test_irrelevant_question_is_refused_without_asking_the_model(seeds_copy, tmp_path):
+    pipeline, generator = make(seeds_copy, tmp_path, ["should not be used"])
+    answer = pipeline.answer("zzzz qqqq xxxx")
+    assert answer.refused and generator.prompts == []
+
+
+def test_follow_up_is_rewritten_before_retrieval(seeds_copy, tmp_path):
+    replies = iter(["Pierre Vimont [1].", "Who was Pierre Vimont's role for Macron?", REFUSAL])
+    pipeline, generator = make(seeds_copy, tmp_path, lambda messages: next(replies))
+    chat = Conversation(pipeline)
+    chat.ask("Who was Macron's special envoy Pierre Vimont?")
+    second = chat.ask("and what was his role?")
+    assert second.standalone_question == "Who was Pierre Vimont's role for Macron?"
+    assert "Conversation:" in generator.prompts[1][1]["content"]
+
+
+@pytest.mark.parametrize("question", ["", "  ", "\x00"])
+def test_empty_question_is_a_typed_error_before_any_loading(tmp_path, question):
+    pipeline = Pipeline(Settings(corpus=tmp_path / "missing"), encoder=KeywordEncoder(), generator=ScriptedGenerator())
+    with pytest.raises(InvalidQuestion):
+        pipeline.answer(question)
+
+
+def test_bad_k_is_a_typed_error(seeds_copy, tmp_path):
+    pipeline, _ = make(seeds_copy, tmp_path, [REFUSAL])
+    with pytest.raises(InvalidArgument):
+        pipeline.answer("Who?", k=0)

@@ -1,0 +1,157 @@
+"""The real app in a real browser: ``python app.py`` with the packaged models, driven by Debian's Chromium.
+
+Slow (the first start builds the index and loads the model). Chromium is never downloaded: CI installs
+``/usr/bin/chromium`` (``make browser``), and these tests fail, not skip, without it. Set
+``QA_SAVE_SCREENSHOT=1`` to also copy the answered page to ``docs/screenshot.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # nothing but loopback resolves
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+START_TIMEOUT_S = 900  # first start: assemble the model, build the index, load and warm up
+ANSWER_TIMEOUT_MS = 240_000  # one answer on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with direct.open(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(2)
+    pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_up(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browser, or apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server: str):
+    """A fresh session on the app, recording every request the page makes."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.requests = []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.goto(server)
+    page.wait_for_selector("#chat", timeout=60_000)
+    yield page
+    outside = [u for u in page.requests if not u.startswith((server.rstrip("/"), "data:", "blob:"))]
+    context.close()
+    assert outside == [], f"the page made requests off the machine: {outside}"
+
+
+# Records each text the newest chat message shows, to see the answer arrive piece by piece.
+WATCH_CHAT = """() => {
+  window.seen = [];
+  new MutationObserver(() => {
+    const bots = document.querySelectorAll('#chat [data-testid="bot"]');
+    if (bots.length) window.seen.push(bots[bots.length - 1].innerText);
+  }).observe(document.querySelector('#chat'), {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def ask(page, question: str, turn: int) -> str:
+    """Type a question, press Enter, wait for the final answer; the answer's text."""
+    page.evaluate(WATCH_CHAT)
+    box = page.get_by_placeholder("Ask a question")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('#sources details.turn').length >= {turn}",
+                           timeout=ANSWER_TIMEOUT_MS)
+    page.wait_for_function("!document.querySelector('textarea[placeholder^=\"Ask a question\"]').disabled",
+                           timeout=30_000)
+    return page.locator('#chat [data-testid="bot"]').last.inner_text()
+
+
+def test_a_cited_answer_streams_and_its_citation_opens_the_marked_passage(page, tmp_path: Path):
+    answer = ask(page, "Who was Macron's special envoy for the strategic dialogue with Russia?", 1)
+    assert "Vimont" in answer
+    seen = page.evaluate("window.seen")
+    pieces = {text for text in seen if text.endswith("▌")}
+    assert len(pieces) >= 2, f"the answer did not stream: {seen[-5:]}"
+
+    citation = page.locator('#chat a[href^="#cite-1-"]').first
+    citation.click()
+    active = page.locator("#sources .source.active")
+    active.wait_for(timeout=10_000)
+    assert active.get_attribute("id") == citation.get_attribute("href")[1:]
+    assert "Pierre Vimont" in active.locator("mark").inner_text()
+    assert active.locator(".source-head").inner_text().strip()  # the document's title
+
+    shot = tmp_path / "answer.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("QA_SAVE_SCREENSHOT"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copy(shot, ROOT / "docs" / "screenshot.png")
+
+    with page.context.expect_page() as opened:
+        active.locator("a.open-doc").click()
+    document = opened.value
+    document.wait_for_load_state()
+    assert "Pierre Vimont" in document.locator("mark#cited").inner_text()
+
+
+def test_a_question_the_documents_cannot_answer_is_refused_with_the_closest_passages(page):
+    answer = ask(page, "Who is the current Secretary General of NATO?", 1)
+    assert "cannot find the answer" in answer.lower()
+    assert page.locator("#sources .refusal").is_visible()
+    assert page.locator("#sources .source.retrieved").count() >= 1
+    assert page.locator('#chat a[href^="#cite-"]').count() == 0

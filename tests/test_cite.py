@@ -1,0 +1,102 @@
+import pytest
+
+from embeddings.paragraphs import Passage
+from qa.cite import content_words, is_refusal, parse_markers, split_claims, verify
+from qa.prompt import Snippet
+from qa.retrieve import Hit
+from qa.types import REFUSAL
+
+DOC = ("According to Macron's special envoy, Ambassador Pierre Vimont, the engagement was new. "
+       "The U.S. left the INF Treaty in 2019. A dozen working groups were set up.")
+
+
+def snippet(n: int, text: str) -> Snippet:
+    start = DOC.index(text)
+    passage = Passage(f"a.txt#{n}", "a.txt", 0, len(DOC), DOC, title="T")
+    hit = Hit(n, 1.0, passage, 0.5, 1.0, 0, len(DOC))
+    return Snippet(n, hit, start, start + len(text), text)
+
+
+SNIPPETS = [
+    snippet(1, "The U.S. left the INF Treaty in 2019."),
+    snippet(2, "According to Macron's special envoy, Ambassador Pierre Vimont, the engagement was new."),
+    snippet(3, "A dozen working groups were set up."),
+]
+DOCS = {"a.txt": DOC}
+
+
+def check_offsets(result):
+    for c in result.citations:
+        assert DOC[c.start : c.end] == c.text
+
+
+def test_supported_answer_keeps_its_marker_and_gets_exact_offsets():
+    result = verify("Pierre Vimont [2].", SNIPPETS, "Who was the envoy?", DOCS)
+    assert not result.refused
+    assert result.text == "Pierre Vimont [1]."  # renumbered in order of appearance
+    assert [c.passage_id for c in result.citations] == ["a.txt#2"]
+    assert "Pierre Vimont" in result.citations[0].text
+    check_offsets(result)
+
+
+def test_wrong_marker_is_moved_to_the_supporting_snippet():
+    result = verify("Pierre Vimont [1].", SNIPPETS, "Who was the envoy?", DOCS)
+    assert "Vimont" in result.citations[0].text and result.notes
+
+
+def test_marker_past_the_snippets_is_removed_and_replaced():
+    result = verify("The INF Treaty, left in 2019 [7].", SNIPPETS, "Which pact did the U.S. leave?", DOCS)
+    assert "removed [7]" in " ".join(result.notes)
+    assert result.text.endswith("[1].") and "INF" in result.citations[0].text
+
+
+def test_missing_citation_is_added():
+    result = verify("A dozen working groups.", SNIPPETS, "How many groups were set up?", DOCS)
+    assert result.text == "A dozen working groups [1]." and "dozen" in result.citations[0].text
+
+
+def test_number_words_match_digits():
+    result = verify("There were 12 groups [3].", SNIPPETS, "How many working groups were set up?", DOCS)
+    assert not result.refused
+
+
+@pytest.mark.parametrize("raw", [
+    "Jens Stoltenberg is the Secretary General [1].",   # invented name
+    "The budget is 413 billion euros [2].",             # invented number
+    "[2]",                                              # bare marker
+    "The envoy [2].",                                   # only repeats the question
+    "",
+])
+def test_unsupported_answers_become_refusals(raw):
+    result = verify(raw, SNIPPETS, "Who was the envoy?", DOCS)
+    assert result.refused and result.text == REFUSAL and result.citations == ()
+
+
+def test_model_refusal_is_recognised():
+    assert verify(REFUSAL, SNIPPETS, "Q?", DOCS).refused
+    assert is_refusal("The passages do not mention the budget.")
+    assert not is_refusal("Pierre Vimont was the envoy [2].")
+
+
+def test_mixed_answer_keeps_only_supported_sentences():
+    result = verify("Pierre Vimont [2]. He was born in 1949 in Rouen [2].", SNIPPETS, "Who was the envoy?", DOCS)
+    assert result.text == "Pierre Vimont [1]." and "dropped" in " ".join(result.notes)
+
+
+def test_injected_markers_in_the_answer_cannot_point_outside():
+    result = verify("Pierre Vimont [2][99][0].", SNIPPETS, "Who was the envoy?", DOCS)
+    assert [c.n for c in result.citations] == [1]
+    check_offsets(result)
+
+
+def test_parse_markers_variants():
+    assert parse_markers("a [1, 3] b [Passage 2] c [2][4]") == [(2, 8, (1, 3)), (11, 22, (2,)), (25, 28, (2,)), (28, 31, (4,))]
+
+
+def test_split_claims_attaches_lone_markers_to_the_sentence_before():
+    claims = split_claims("Vimont was envoy. [2] The INF treaty [1].")
+    assert [(c.text, c.markers) for c in claims] == [("Vimont was envoy.", (2,)), ("The INF treaty.", (1,))]
+
+
+def test_content_words_drop_stopwords_and_keep_numbers():
+    assert content_words("The U.S. left in 2019") == {"us", "left", "2019"}

@@ -1,0 +1,308 @@
+"""qa/generate.py: backend choice, streaming plumbing with fakes, and the real packaged models."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+
+from qa import generate
+from qa.errors import BackendUnavailable, GenerationError, InvalidArgument, ModelNotFound
+from qa.generate import (
+    Generator,
+    LlamaCppGenerator,
+    TransformersGenerator,
+    cut_at_stop,
+    load_generator,
+)
+from qa.models import resolve_model
+
+QUESTION = [
+    {"role": "system", "content": "Answer in one short sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+@pytest.fixture
+def gguf_file(tmp_path):
+    path = tmp_path / "tiny.gguf"
+    path.write_bytes(b"GGUF not really a model")
+    return path
+
+
+@pytest.fixture
+def transformers_dir(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    return tmp_path
+
+
+class ScriptedServer:
+    """Stands in for xllamacpp.Server: streams OpenAI-style chunks to the callback."""
+
+    def __init__(self, pieces, error=None, delay=0.0):
+        self.pieces, self.error, self.delay = pieces, error, delay
+        self.requests, self.stopped_early = [], False
+
+    def handle_chat_completions(self, request, callback):
+        self.requests.append(request)
+        chunks = [{"choices": [{"delta": {"role": "assistant", "content": None}}]}]
+        chunks += [{"choices": [{"delta": {"content": p}}]} for p in self.pieces]
+        if self.error:
+            chunks.append({"error": {"code": 400, "message": self.error}})
+        for chunk in chunks:
+            time.sleep(self.delay)  # a real server decodes tokens one by one
+            if callback(chunk):
+                self.stopped_early = True
+                return
+
+
+# --- stop strings and streaming plumbing -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pieces,stop,expected",
+    [
+        (["Paris", " is", " nice"], [], "Paris is nice"),
+        (["Paris.", "\n", "\nQuestion"], ["\n\n"], "Paris."),
+        (["Par", "is", "END", "more"], ["EN", "is"], "Par"),  # earliest stop wins
+        (["STOP", "x"], ["STOP"], ""),
+        (["ab", "c"], ["abcd"], "abc"),  # a held-back prefix that never completes
+        (["", "a", ""], ["", "zz"], "a"),  # empty stop strings are ignored
+        ([], ["x"], ""),
+    ],
+)
+def test_cut_at_stop(pieces, stop, expected):
+    out = list(cut_at_stop(iter(pieces), stop))
+    assert "".join(out) == expected
+    assert all(out)  # never yields empty pieces
+
+
+def test_stream_from_thread_passes_items_and_errors():
+    assert list(generate._stream_from_thread(lambda emit: [emit(i) for i in range(3)])) == [0, 1, 2]
+
+    def boom(emit):
+        emit("first")
+        raise RuntimeError("native failure")
+
+    stream = generate._stream_from_thread(boom)
+    assert next(stream) == "first"
+    with pytest.raises(GenerationError, match="native failure"):
+        next(stream)
+
+
+def test_stream_from_thread_tells_the_producer_when_the_consumer_stops():
+    answers = []
+
+    def produce(emit):
+        for i in range(1000):
+            answers.append(emit(i))
+            if answers[-1]:
+                return
+            time.sleep(0.001)
+
+    stream = generate._stream_from_thread(produce)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()  # joins the worker
+    assert answers[-1] is True and len(answers) < 1000
+
+
+# --- backend choice ----------------------------------------------------------------------
+
+
+def test_load_generator_prefers_llama_for_gguf_without_loading(gguf_file):
+    gen = load_generator(gguf_file)
+    assert isinstance(gen, LlamaCppGenerator) and isinstance(gen, Generator)
+    assert gen.name == "llama.cpp:tiny.gguf" and gen._server is None
+
+
+def test_load_generator_uses_transformers_for_directories(transformers_dir):
+    gen = load_generator(transformers_dir)
+    assert isinstance(gen, TransformersGenerator) and gen._model is None
+    with pytest.raises(BackendUnavailable, match="needs a GGUF"):
+        load_generator(transformers_dir, backend="llama")
+
+
+def test_load_generator_falls_back_without_xllamacpp(gguf_file, monkeypatch):
+    real = generate._importable
+    monkeypatch.setattr(generate, "_importable", lambda m: m != "xllamacpp" and real(m))
+    assert isinstance(load_generator(gguf_file), TransformersGenerator)
+    with pytest.raises(BackendUnavailable, match="pip install xllamacpp"):
+        load_generator(gguf_file, backend="llama")
+
+
+def test_load_generator_without_transformers(transformers_dir, monkeypatch):
+    monkeypatch.setattr(generate, "_importable", lambda m: m not in ("torch", "transformers"))
+    with pytest.raises(BackendUnavailable, match="pip install torch transformers"):
+        load_generator(transformers_dir)
+
+
+def test_load_generator_rejects_unknown_backend(gguf_file):
+    with pytest.raises(InvalidArgument, match="unknown backend"):
+        load_generator(gguf_file, backend="vllm")
+
+
+def test_broken_gguf_fails_with_a_typed_error(gguf_file):
+    gen = LlamaCppGenerator(gguf_file)
+    with pytest.raises(ModelNotFound, match="tiny.gguf"):
+        gen.warm_up()
+
+
+@pytest.mark.parametrize(
+    "messages,max_tokens,match",
+    [
+        ([], 10, "empty"),
+        ([{"role": "robot", "content": "hi"}], 10, "role"),
+        ([{"role": "user", "content": None}], 10, "content"),
+        (["hello"], 10, "dict"),
+        (QUESTION, 0, "max_tokens"),
+    ],
+)
+def test_generate_validates_before_loading(gguf_file, transformers_dir, messages, max_tokens, match):
+    for gen in (LlamaCppGenerator(gguf_file), TransformersGenerator(transformers_dir)):
+        with pytest.raises(InvalidArgument, match=match):
+            gen.generate(messages, max_tokens=max_tokens)
+
+
+def test_openmp_is_asked_to_sleep_and_late_setting_warns(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    generate._ask_openmp_to_sleep()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit choice is kept
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.delitem(sys.modules, "xllamacpp", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        generate._ask_openmp_to_sleep()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setitem(sys.modules, "torch", object())
+    with pytest.warns(RuntimeWarning, match="before starting Python"):
+        generate._ask_openmp_to_sleep()
+
+
+def test_default_threads_split_decode_and_prompt():
+    decode, prompt = generate.default_threads()
+    assert 1 <= decode <= prompt and decode == max(1, prompt // 2)
+    gen = LlamaCppGenerator(resolve_model("small"), threads=3)
+    assert (gen.threads, gen.batch_threads) == (3, 3)
+    with pytest.raises(InvalidArgument, match="threads"):
+        LlamaCppGenerator(resolve_model("small"), batch_threads=0)
+
+
+# --- llama.cpp stream handling against a scripted server ---------------------------------
+
+
+def test_llama_streams_content_deltas_greedily(gguf_file):
+    gen = LlamaCppGenerator(gguf_file)
+    gen._server = ScriptedServer(["Paris", " is", "", " the capital."])
+    assert list(gen.generate(QUESTION, max_tokens=7, stop=["\n\n", ""])) == [
+        "Paris", " is", " the capital."
+    ]  # fmt: skip
+    request = gen._server.requests[0]
+    assert request["temperature"] == 0 and request["top_k"] == 1 and request["stream"]
+    assert request["max_tokens"] == 7 and request["stop"] == ["\n\n"]
+    assert request["cache_prompt"] and request["messages"] == QUESTION
+
+
+def test_llama_error_chunk_raises(gguf_file):
+    gen = LlamaCppGenerator(gguf_file)
+    gen._server = ScriptedServer(["Par"], error="request exceeds the available context size")
+    with pytest.raises(GenerationError, match="context size"):
+        list(gen.generate(QUESTION))
+
+
+def test_llama_stops_decoding_when_the_consumer_stops(gguf_file):
+    gen = LlamaCppGenerator(gguf_file)
+    gen._server = ScriptedServer([str(i) for i in range(100)], delay=0.005)
+    stream = gen.generate(QUESTION)
+    assert next(stream) == "0"
+    stream.close()
+    assert gen._server.stopped_early
+    assert not gen._generate_lock.locked()
+
+
+# --- the real packaged models ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llama_small():
+    gen = load_generator("small", backend="llama")
+    gen.warm_up()
+    return gen
+
+
+@pytest.mark.model
+def test_llama_small_answers_greedily_and_streams(llama_small):
+    pieces = list(llama_small.generate(QUESTION, max_tokens=24))
+    assert len(pieces) >= 3
+    assert "Paris" in "".join(pieces)
+    assert list(llama_small.generate(QUESTION, max_tokens=24)) == pieces  # greedy: repeatable
+    assert llama_small.count_tokens("Hello world") == 2
+    assert llama_small.count_tokens("") == 0
+
+
+@pytest.mark.model
+def test_llama_stop_strings_and_early_close(llama_small):
+    text = "".join(llama_small.generate(QUESTION, max_tokens=24, stop=["capital"]))
+    assert "capital" not in text and text.startswith("Paris")
+    stream = llama_small.generate([{"role": "user", "content": "Count from 1 to 300."}], max_tokens=400)
+    start = time.perf_counter()
+    next(stream)
+    stream.close()
+    assert time.perf_counter() - start < 10  # did not decode 400 tokens
+    assert "Paris" in "".join(llama_small.generate(QUESTION, max_tokens=24))
+
+
+@pytest.mark.model
+def test_llama_serves_concurrent_callers_one_at_a_time(llama_small):
+    expected = "".join(llama_small.generate(QUESTION, max_tokens=16))
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append("".join(llama_small.generate(QUESTION, max_tokens=16))))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results == [expected] * 3
+
+
+@pytest.mark.model
+def test_llama_prompt_too_long_is_a_generation_error(llama_small):
+    with pytest.raises(GenerationError, match="context"):
+        list(llama_small.generate([{"role": "user", "content": "word " * 6000}], max_tokens=4))
+
+
+@pytest.mark.model
+def test_llama_default_from_a_local_gguf_path():
+    path = resolve_model("default").path()  # the assembled packaged file, loaded as a path
+    gen = load_generator(path)
+    assert isinstance(gen, LlamaCppGenerator) and gen.spec.source == "file"
+    passages = (
+        "Answer from the passages and cite [n].\n\n[1] The lighthouse of Vimont was built "
+        "of grey granite in 1811.\n\n[2] Marie Duval was the first mayor of Vimont."
+    )
+    ask = lambda q: [{"role": "system", "content": passages}, {"role": "user", "content": q}]  # noqa: E731
+    assert "1811" in "".join(gen.generate(ask("When was the lighthouse built?"), max_tokens=40))
+    start = time.perf_counter()
+    pieces = list(gen.generate(ask("Who was the first mayor of Vimont?"), max_tokens=40))
+    assert "Duval" in "".join(pieces) and len(pieces) >= 3
+    assert time.perf_counter() - start < 60  # generous: CI machines are shared
+
+
+@pytest.mark.model
+def test_transformers_small_gguf_streams_the_same_answer(llama_small):
+    gen = load_generator("small", backend="transformers", threads=2)
+    assert isinstance(gen, TransformersGenerator)
+    gen.warm_up()
+    gen.warm_up()  # second call is a no-op
+    pieces = list(gen.generate(QUESTION, max_tokens=12))
+    assert len(pieces) >= 3 and all(pieces)
+    assert "Paris" in "".join(pieces)
+    assert "capital" not in "".join(gen.generate(QUESTION, max_tokens=12, stop=["capital"]))
+    assert gen.count_tokens("Hello world") == llama_small.count_tokens("Hello world")
