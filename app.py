@@ -48,7 +48,7 @@ from starlette.routing import Route  # noqa: E402
 from embeddings.documents import SUFFIXES, Document, read_document_text  # noqa: E402
 from embeddings.encoder import Encoder  # noqa: E402
 from embeddings.packaged import cache_dir  # noqa: E402
-from qa.errors import QAError  # noqa: E402
+from qa.errors import InvalidArgument, QAError  # noqa: E402
 from qa.generate import Generator  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.retrieve import Hit, clean_question  # noqa: E402
@@ -346,6 +346,20 @@ class Turn:
     collection: str
 
 
+def whole_number(value: object) -> int:
+    """``k`` as /ask receives it: an int, or a float or string holding one (``"3" -> 3``); else refused.
+    Nothing (None or "") is 0, the default."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
+        return int(value)
+    raise InvalidArgument(f"k must be a whole number of passages, got {value!r}")
+
+
 def user_error(exc: Exception) -> gr.Error:
     """What the user sees for a failure: the message of our own errors, never a traceback."""
     if isinstance(exc, QAError):
@@ -433,7 +447,7 @@ class Handlers:
         ``collection`` "" is the main corpus; ``k`` 0 the default number of passages.
         """
         try:
-            return self.library.pipeline(collection or None).answer(question, k=int(k) or None).to_dict()
+            return self.library.pipeline(collection or None).answer(question, k=whole_number(k) or None).to_dict()
         except Exception as exc:  # noqa: BLE001
             raise user_error(exc) from None
 

@@ -61,7 +61,8 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]
     """
     root = Path(root)
     if not root.is_dir():
-        raise CorpusError(f"corpus folder not found: {root}")
+        what = "is a file, not a folder" if root.exists() else "not found"
+        raise CorpusError(f"corpus folder {what}: {root}")
     real_root = root.resolve()
     found: list[tuple[str, Path]] = []
     skipped: list[Skipped] = []
@@ -72,10 +73,18 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]
             rel = path.relative_to(root).as_posix()
             if name.startswith(".") or name == METADATA_FILE:
                 continue
+            if not _utf8(rel):  # the path is the document's identity, stored as UTF-8 JSON
+                shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                skipped.append(Skipped(shown, "file name is not valid UTF-8; rename it"))
+                continue
             if not name.lower().endswith(SUFFIXES):
                 skipped.append(Skipped(rel, f"unsupported file type (only {', '.join(SUFFIXES)})"))
                 continue
-            real = path.resolve()
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # a dangling link, or a link loop (RuntimeError before 3.13)
+                skipped.append(Skipped(rel, "broken symbolic link (missing target or a loop)"))
+                continue
             if not real.is_relative_to(real_root):
                 skipped.append(Skipped(rel, "symbolic link pointing outside the corpus folder"))
                 continue
@@ -84,6 +93,14 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]
                 continue
             found.append((rel, real))
     return found, skipped
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_document_text(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> str:
@@ -162,6 +179,9 @@ def make_meta(path: str, text: str, given: dict | None) -> DocumentMeta:
 
 
 def load_document(root: Path, rel: str, real: Path, metadata: dict[str, dict]) -> Document:
+    size = real.stat().st_size
+    if size > MAX_FILE_BYTES:  # never read a huge file only to refuse it
+        raise ValueError(f"file too large ({size / 1e6:.1f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
     data = real.read_bytes()
     text = read_document_text(data)
     return Document(rel, text, file_sha256(data), make_meta(rel, text, metadata.get(rel)))

@@ -194,7 +194,9 @@ def _split_words(text: str, start: int, end: int, budget: int, count_tokens: Tok
     words = [m.span() for m in re.finditer(r"\S+", text[start:end])]
     chunk_start = 0
     while chunk_start < len(words):
-        lo, hi = chunk_start + 1, len(words)
+        # a word is at least one token, so a window never holds more than `budget` words: bounding the
+        # search keeps a huge single-line document linear instead of re-counting it all per window
+        lo, hi = chunk_start + 1, min(len(words), chunk_start + max(1, budget))
         while lo < hi:  # the longest run of words that fits the budget
             mid = (lo + hi + 1) // 2
             piece = text[start + words[chunk_start][0] : start + words[mid - 1][1]]

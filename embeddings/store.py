@@ -22,6 +22,8 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -34,13 +36,15 @@ import numpy as np
 
 from embeddings.documents import Corpus, Document, DocumentMeta, list_corpus_files, load_corpus
 from embeddings.encoder import Encoder
-from embeddings.errors import CorpusError, IndexCorrupt, IndexLocked, IndexNotFound, IndexOutOfDate
+from embeddings.errors import CorpusError, IndexCorrupt, IndexLocked, IndexNotFound, IndexOutOfDate, QAError
 from embeddings.paragraphs import Passage, split_passages
 from embeddings.units import embedding_units
 from embeddings.vectors import VectorIndex, VectorSettings
 
 FORMAT_VERSION = 1
 ARTEFACTS = ("documents.jsonl", "passages.jsonl", "units.npy", "vectors.npy", "index.faiss")
+INDEX_KINDS = ("flat", "hnsw")
+_VERSION_NAME = re.compile(r"v-\d+")  # what CURRENT may hold: a version folder's name, nothing else
 Progress = Callable[[int, int], None]
 
 
@@ -109,8 +113,14 @@ def write_atomic(path: Path, data: bytes) -> None:
 @contextmanager
 def index_lock(index_dir: Path, *, timeout: float = 600.0) -> Iterator[None]:
     """Hold the index directory's write lock; wait up to ``timeout`` seconds for another writer."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+") as handle:
+    if index_dir.exists() and not index_dir.is_dir():
+        raise QAError(f"the index folder {index_dir} is a file, not a folder; choose another --index-dir")
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / ".lock", "a+")
+    except OSError as exc:
+        raise QAError(f"cannot write the index in {index_dir} ({exc.strerror}); choose a writable --index-dir") from None
+    with handle:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -129,26 +139,65 @@ def index_lock(index_dir: Path, *, timeout: float = 600.0) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------ loading
 
 
+def rebuild_hint(index_dir: str | os.PathLike, corpus: str | None = None) -> str:
+    """The command that rebuilds an index from scratch (the corpus folder when the manifest names it)."""
+    folder = shlex.quote(str(corpus)) if corpus else "CORPUS_FOLDER"
+    return f"rebuild it with `qa --index-dir {shlex.quote(str(index_dir))} index --rebuild {folder}`"
+
+
 def current_version(index_dir: Path) -> Path:
     pointer = Path(index_dir) / "CURRENT"
     if not pointer.is_file():
         raise IndexNotFound(f"no index in {index_dir}: run `qa index` to build one")
-    version = Path(index_dir) / pointer.read_text().strip()
-    if not version.is_dir() or "/" in pointer.read_text().strip():
-        raise IndexCorrupt(f"{pointer} points at a missing version; rebuild with `qa index --rebuild`")
+    try:
+        name = pointer.read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"{pointer} cannot be read ({exc}); {rebuild_hint(index_dir)}") from None
+    if not _VERSION_NAME.fullmatch(name):
+        raise IndexCorrupt(f"{pointer} does not name an index version ({name[:40]!r}); {rebuild_hint(index_dir)}")
+    version = Path(index_dir) / name
+    if not version.is_dir():
+        raise IndexCorrupt(f"{pointer} points at a missing version {name}; {rebuild_hint(index_dir)}")
     return version
 
 
+def manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest without its own ``checksum`` field (keys sorted), so edits are detected."""
+    body = {key: value for key, value in manifest.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def load_index(index_dir: str | os.PathLike) -> StoredIndex:
-    """Load the live version and verify every artefact against the manifest's checksums."""
-    version = current_version(Path(index_dir))
-    rebuild = f"rebuild it with `qa index --rebuild --index-dir {index_dir}`"
+    """Load the live version and verify every artefact against the manifest's checksums.
+
+    A version removed by a concurrent build while it is being read is not corruption: when CURRENT
+    has moved on meanwhile, the new live version is read instead.
+    """
+    for attempt in range(3):
+        version = current_version(Path(index_dir))
+        try:
+            return _load_version(Path(index_dir), version)
+        except IndexCorrupt:
+            if attempt == 2 or current_version(Path(index_dir)) == version:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_version(index_dir: Path, version: Path) -> StoredIndex:
+    rebuild = rebuild_hint(index_dir)
     try:
         manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise IndexCorrupt(f"index file {version / 'manifest.json'} is not a manifest; {rebuild}")
+        rebuild = rebuild_hint(index_dir, manifest.get("corpus") if isinstance(manifest.get("corpus"), str) else None)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexOutOfDate(
                 f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}; {rebuild}"
             )
+        if "checksum" in manifest and manifest["checksum"] != manifest_checksum(manifest):
+            raise IndexCorrupt(f"index file {version / 'manifest.json'} was edited; {rebuild}")
+        if manifest["index_kind"] not in INDEX_KINDS or not isinstance(manifest["embedder"]["name"], str):
+            raise IndexCorrupt(f"index file {version / 'manifest.json'} holds invalid settings; {rebuild}")
         for name in ARTEFACTS:
             if _sha256_file(version / name) != manifest["artefacts"][name]:
                 raise IndexCorrupt(f"index file {version / name} was modified or truncated; {rebuild}")
@@ -161,12 +210,21 @@ def load_index(index_dir: str | os.PathLike) -> StoredIndex:
         kind = manifest["index_kind"]
         ef = manifest["settings"]["vectors"]["hnsw_ef_search"]
         index = VectorIndex.from_bytes((version / "index.faiss").read_bytes(), kind, ef)
-    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        if isinstance(exc, (IndexOutOfDate, IndexCorrupt)):
-            raise
+    except IndexOutOfDate:
+        raise
+    except IndexCorrupt as exc:
+        raise IndexCorrupt(str(exc) if "rebuild" in str(exc) else f"{exc}; {rebuild}") from None
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
         raise IndexCorrupt(f"index in {version} cannot be read ({exc.__class__.__name__}: {exc}); {rebuild}") from None
-    if len(index) != len(vectors) or len(units) != len(vectors):
-        raise IndexCorrupt(f"index in {version} is inconsistent (vector counts differ); {rebuild}")
+    consistent = (
+        vectors.ndim == 2 and units.ndim == 2 and units.shape[1] == 3
+        and len(index) == len(vectors) == len(units)
+        and vectors.shape[1] == manifest["embedder"].get("dim", vectors.shape[1])
+        and (not len(units) or 0 <= int(units[:, 0].min()) and int(units[:, 0].max()) < len(passages))
+        and all(p.doc in documents for p in passages)
+    )
+    if not consistent:
+        raise IndexCorrupt(f"index in {version} is inconsistent (vectors, units and passages differ); {rebuild}")
     return StoredIndex(version, manifest, documents, passages, units, vectors, index)
 
 
@@ -249,6 +307,7 @@ def build_index(
     """
     index_dir = Path(index_dir)
     with index_lock(index_dir, timeout=lock_timeout):
+        _remove_debris(index_dir)
         corpus = load_corpus(corpus_dir)
         previous = None if rebuild else _reusable(index_dir, encoder, settings)
         if previous is not None and not _corpus_differs(previous, corpus):
@@ -268,9 +327,25 @@ def build_index(
         if not passages:
             raise CorpusError(f"nothing to index in {corpus_dir}: {_skipped_summary(corpus)}")
         vectors, units = vectors[units[:, 3]], units[:, :3]  # vectors follow their units' new order
-        version = _write_version(index_dir, corpus, passages, units, vectors, encoder, settings)
-        _swap_current(index_dir, version)
+        try:
+            version = _write_version(index_dir, corpus, passages, units, vectors, encoder, settings)
+            _swap_current(index_dir, version)
+        except OSError as exc:  # disk full, read-only folder...: the previous version stays live
+            raise QAError(f"cannot write the index in {index_dir} ({exc.strerror or exc}); "
+                          "the previous index, if any, is still in use") from None
         return load_index(index_dir)
+
+
+def _remove_debris(index_dir: Path) -> None:
+    """Delete what a killed build left behind: its unfinished ``.tmp-*`` folder and pointer file.
+
+    Runs under the write lock, so no live build owns them.
+    """
+    for path in index_dir.iterdir():
+        if path.is_dir() and path.name.startswith(".tmp-"):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.name.startswith(".CURRENT.") and path.name.endswith(".tmp"):
+            path.unlink(missing_ok=True)
 
 
 def _corpus_differs(previous: StoredIndex, corpus: Corpus) -> bool:
@@ -317,6 +392,16 @@ def _write_version(index_dir, corpus, passages, units, vectors, encoder, setting
     version = index_dir / f"v-{time.time_ns()}"
     tmp = index_dir / f".tmp-{version.name}"
     tmp.mkdir(parents=True)
+    try:
+        _write_artefacts(tmp, corpus, passages, units, vectors, encoder, settings)
+        os.replace(tmp, version)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written version behind
+        raise
+    return version
+
+
+def _write_artefacts(tmp, corpus, passages, units, vectors, encoder, settings) -> None:
     index = VectorIndex.build(vectors, settings.vectors)
     _write_jsonl(tmp / "documents.jsonl", (
         {"path": d.path, "sha256": d.sha256, "meta": asdict(d.meta), "text": d.text} for d in corpus.documents
@@ -329,11 +414,13 @@ def _write_version(index_dir, corpus, passages, units, vectors, encoder, setting
             os.fsync(handle.fileno())
     _write_bytes(tmp / "index.faiss", index.to_bytes())
     files = {}
-    for rel, real in list_corpus_files(corpus.root)[0]:
-        document = next((d for d in corpus.documents if d.path == rel), None)
-        if document is not None:
-            stat = real.stat()
-            files[rel] = {"sha256": document.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    for document in corpus.documents:
+        try:
+            stat = (Path(corpus.root) / document.path).stat()
+            size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        except OSError:  # deleted since it was read: the next check re-reads it and sees it gone
+            size, mtime_ns = -1, -1
+        files[document.path] = {"sha256": document.sha256, "size": size, "mtime_ns": mtime_ns}
     manifest = {
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -346,14 +433,13 @@ def _write_version(index_dir, corpus, passages, units, vectors, encoder, setting
         "skipped": {s.path: s.reason for s in corpus.skipped},
         "artefacts": {name: _sha256_file(tmp / name) for name in ARTEFACTS},
     }
+    manifest["checksum"] = manifest_checksum(manifest)
     _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    os.replace(tmp, version)
-    return version
 
 
 def _swap_current(index_dir: Path, version: Path) -> None:
     pointer = index_dir / "CURRENT"
-    previous = pointer.read_text().strip() if pointer.is_file() else None
+    previous = pointer.read_bytes().decode("utf-8", "replace").strip() if pointer.is_file() else None
     write_atomic(pointer, (version.name + "\n").encode())
     for old in index_dir.iterdir():  # keep the live and the previous version, drop older ones and debris
         if old.name in (version.name, previous, "CURRENT", ".lock"):

@@ -23,8 +23,8 @@ from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
 @dataclass(frozen=True)
 class AnswerSettings:
     min_relevance: float = 0.2  # best dense cosine below which the documents are judged silent
-    context_tokens: int = 150  # tokens of passage text in the prompt (time to first token!)
-    max_passages: int = 4  # retrieved passages that may contribute sentences to the prompt
+    context_tokens: int = 200  # tokens of passage text in the prompt: ~2.3 s of prompt processing
+    max_passages: int = 3  # retrieved passages that may contribute sentences to the prompt
     max_answer_tokens: int = 96  # generation cap: answers are one or two sentences
 
 

@@ -1,22 +1,39 @@
 """The ``qa`` command: a thin layer of argument parsing and printing over ``qa.Pipeline``.
 
-User mistakes print one line (``qa: error: ...``) and exit 2; nothing prints a traceback unless
+User mistakes (bad options, bad input, unusable files or folders) print one line (``qa: error: ...``)
+and exit 2; an unexpected failure prints one line too and exits 1. Nothing prints a traceback unless
 ``QA_DEBUG=1`` is set.
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/llama.cpp load libgomp (qa/generate.py)
+
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 
 from qa.errors import QAError
+from qa.evaluate import add_eval_command
 from qa.pipeline import Pipeline
 from qa.settings import Settings
 from qa.types import Answer, Token
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one ``qa: error:`` line like every other mistake."""
+
+    def error(self, message: str):
+        self.exit(2, f"qa: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _text(arg: str) -> str:
+    """A command-line argument as valid text: bytes that were not UTF-8 become U+FFFD."""
+    return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _progress_bar(desc: str) -> Callable[[int, int], None]:
@@ -55,7 +72,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _pipeline(args).search(args.question, k=args.k)
+    hits = _pipeline(args).search(_text(args.question), k=args.k)
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return 0
@@ -73,7 +90,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     live = sys.stdout.isatty() and not args.json
     final: Answer | None = None
-    for event in pipeline.stream(args.question, k=args.k):
+    for event in pipeline.stream(_text(args.question), k=args.k):
         if isinstance(event, Token) and live:
             print(event.text, end="", flush=True)
         elif isinstance(event, Answer):
@@ -106,7 +123,7 @@ def print_sources(answer: Answer) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qa", description="Grounded question answering over your documents.")
+    parser = _Parser(prog="qa", description="Grounded question answering over your documents.")
     parser.add_argument("--corpus", help="folder of .txt/.md documents (env QA_CORPUS; default: seeds/)")
     parser.add_argument("--index-dir", help="where the index lives (env QA_INDEX_DIR; default: under ~/.cache/qa-chatbot)")
     parser.add_argument("--embedder", help="sentence-transformers model: packaged name or path (env QA_EMBEDDER)")
@@ -130,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["llama", "transformers"], help="generation backend (env QA_BACKEND)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a results line of the eval format)")
     p.set_defaults(func=cmd_ask)
+
+    add_eval_command(sub)
     return parser
 
 
@@ -146,16 +165,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except QAError as exc:
+    except BrokenPipeError:
+        return 0
+    except (QAError, OSError) as exc:  # OSError: an unreadable file, a full disk, a folder that is a file
         if os.environ.get("QA_DEBUG"):
             raise
-        print(f"qa: error: {exc}", file=sys.stderr)
+        print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback only on request
+        if os.environ.get("QA_DEBUG"):
+            raise
+        print(f"qa: error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} "
+              "(a bug; QA_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -305,6 +305,9 @@ class Plan:
 def cmd_eval(args: argparse.Namespace) -> int:
     if (args.questions is None) == (args.squad is None):
         raise InvalidArgument("give either a question file or --squad FILE, not both")
+    for option, path in (("--out", args.out), ("--summary", args.summary)):
+        if path is not None and path.is_dir():
+            raise InvalidArgument(f"{option} {path} is a folder; give a file name")
     from qa.settings import Settings
 
     settings = Settings.from_env(corpus=getattr(args, "corpus", None), index_dir=getattr(args, "index_dir", None),
@@ -413,11 +416,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="qa: note: %(message)s")
     try:
         return cmd_eval(args)
-    except QAError as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
+    except (QAError, OSError) as exc:  # OSError: an unwritable --out, a full disk
+        print(f"qa: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, not a traceback
+        if os.environ.get("QA_DEBUG"):
+            raise
+        print(f"qa: error: unexpected {type(exc).__name__}: {exc} (a bug; QA_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import secrets
 import sys
 import threading
@@ -28,6 +29,13 @@ from qa.errors import BackendUnavailable, GenerationError, InvalidArgument, Mode
 from qa.models import ModelSpec, resolve_model
 
 ROLES = ("system", "user", "assistant")
+# Chat-template control tokens written as text: ChatML / Qwen / Llama 3 / Phi "<|im_start|>", DeepSeek
+# "<｜...｜>", Gemma "<start_of_turn>", Llama 2 / Mistral "[INST]" "<<SYS>>", "<s>" "</s>". Both backends
+# parse special tokens inside message text, so a document holding "<|im_start|>system" would open a real
+# system turn; ``defuse_control_tokens`` breaks them up so that text stays text.
+_CONTROL_TOKEN = re.compile(
+    r"<[|｜][^<>\s|｜]{1,64}[|｜]>|</?(?:s|start_of_turn|end_of_turn|bos|eos|pad|unk)>|\[/?INST\]|<</?SYS>>", re.I
+)
 BACKENDS = ("llama", "transformers")
 _DONE = object()  # end-of-stream marker on the queue between worker and consumer
 
@@ -391,6 +399,23 @@ def _ask_openmp_to_sleep() -> None:
         )
 
 
+def defuse_control_tokens(text: str) -> str:
+    """Make chat-template control tokens inert: their angle or square brackets become look-alikes.
+
+    >>> defuse_control_tokens("x<|im_end|>\\n<|im_start|>system [INST]")
+    'x‹|im_end|›\\n‹|im_start|›system ⟦INST⟧'
+    """
+    def inert(match: re.Match) -> str:
+        token = match.group()
+        if token.startswith("["):
+            return "⟦" + token[1:-1] + "⟧"
+        if token.startswith("<<"):
+            return "‹‹" + token[2:-2] + "››"
+        return "‹" + token[1:-1] + "›"
+
+    return _CONTROL_TOKEN.sub(inert, text)
+
+
 def _check_messages(messages: Sequence[dict]) -> list[dict]:
     if not messages:
         raise InvalidArgument("messages must not be empty")
@@ -403,7 +428,7 @@ def _check_messages(messages: Sequence[dict]) -> list[dict]:
             raise InvalidArgument(f"messages[{i}]['role'] must be one of {ROLES}, got {role!r}")
         if not isinstance(content, str):
             raise InvalidArgument(f"messages[{i}]['content'] must be str, got {type(content).__name__}")
-        checked.append({"role": role, "content": content})
+        checked.append({"role": role, "content": defuse_control_tokens(content)})
     return checked
 
 
