@@ -638,10 +638,17 @@ def serve(demo: gr.Blocks, library: Library, *, host: str = "127.0.0.1", port: i
 # ------------------------------------------------------------------------------------------ main
 
 
+def _port(text: str) -> int:
+    """A TCP port number, checked before any model loads: ``"8000" -> 8000``."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="The web chat over your documents (offline).")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--port", type=_port, default=7860, help="port (default 7860)")
     parser.add_argument("--corpus", help="folder of .txt/.md documents (env QA_CORPUS; default: seeds/)")
     parser.add_argument("--index-dir", help="where its index lives (env QA_INDEX_DIR)")
     parser.add_argument("--model", help="language model: default, small, a .gguf file... (env QA_MODEL)")

@@ -44,8 +44,7 @@ def run_one(backend: str, model: str, questions_file: Path, limit: int, embedder
     pipeline = Pipeline(Settings.from_env(model=model, backend=backend, embedder=embedder))
     questions = spread(read_questions(questions_file), limit)
     started = time.perf_counter()
-    pipeline.warm_up()
-    pipeline.search("warm up")  # the embedder loads on its first encode
+    pipeline.warm_up()  # embedder, index and model loaded; the fixed system prompt cached
     load_s = time.perf_counter() - started
     documents = document_texts(pipeline)
     rows = []

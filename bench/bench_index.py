@@ -110,53 +110,68 @@ def synthetic_vectors(real: np.ndarray, n: int, seed: int) -> np.ndarray:
     return out
 
 
-def run_scale(n: int, kind: str, real_path: Path, queries_path: Path, k: int, ef_search: int, seed: int) -> dict:
-    """One size and index kind, in this process (so ru_maxrss is this configuration's)."""
+def run_scale(n: int, kind: str, real_path: Path, queries_path: Path, k: int, ef_searches: list[int],
+              seed: int) -> list[dict]:
+    """One size and index kind, in this process (so its memory is this configuration's); one row per
+    HNSW ``efSearch`` (the graph is built once)."""
     import faiss  # noqa: F401  (imported before the baseline RSS is read)
 
     from embeddings.vectors import VectorIndex, VectorSettings
 
-    before = memory_mib()
+    before = memory_mib()["VmRSS"]
     queries = np.load(queries_path)  # (n_queries, dim) float32, real encoded sentences
     vectors = synthetic_vectors(np.load(real_path), n, seed)
-    settings = VectorSettings(approx_threshold=0 if kind == "hnsw" else n, hnsw_ef_search=ef_search)
+    settings = VectorSettings(approx_threshold=0 if kind == "hnsw" else n)
     started = time.perf_counter()
     index = VectorIndex.build(vectors, settings)
     build_s = time.perf_counter() - started
+    searches = [_search(index, queries, k, ef) for ef in (ef_searches if kind == "hnsw" else [None])]
+    resident = memory_mib()["VmRSS"]  # vectors + index, as a loaded StoredIndex holds them
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "vectors.npy", vectors)
         (Path(tmp) / "index.faiss").write_bytes(index.to_bytes())
         index_bytes = (Path(tmp) / "index.faiss").stat().st_size
         vector_bytes = (Path(tmp) / "vectors.npy").stat().st_size
+    peak = memory_mib()["VmHWM"]
+    base = {
+        "paragraphs": n, "vectors": n, "kind": kind, "dim": int(vectors.shape[1]),
+        "build_s": round(build_s, 2), "vectors_per_s": round(n / build_s) if build_s else None,
+        "index_faiss_mib": round(index_bytes / 2**20, 1), "vectors_npy_mib": round(vector_bytes / 2**20, 1),
+        "rss_before_mib": before, "rss_built_mib": resident, "peak_rss_mib": peak, "query_k": k,
+    }
+    rows = []
+    if kind == "hnsw":
+        exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]  # exact top 10 (numpy, after the memory)
+    for ef, latencies, found in searches:
+        row = {**base, "query_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 3),
+               "query_p95_ms": round(1000 * float(np.percentile(latencies, 95)), 3)}
+        if kind == "hnsw":
+            overlap = [len(set(e) & set(f[:10])) / 10 for e, f in zip(exact, found)]
+            row.update(ef_search=ef, **{"recall@10_vs_exact": round(float(np.mean(overlap)), 4)})
+        rows.append(row)
+    return rows
+
+
+def _search(index, queries: np.ndarray, k: int, ef: int | None) -> tuple[int | None, list[float], list]:
+    """Time one query at a time; returns (efSearch, latencies in s, ids found)."""
+    if ef is not None:
+        index.index.hnsw.efSearch = ef
     latencies, found = [], []
     for query in queries:
         started = time.perf_counter()
         _, ids = index.search(query[None, :], k)
         latencies.append(time.perf_counter() - started)
         found.append(ids[0])
-    peak = memory_mib()["VmHWM"]
-    row = {
-        "paragraphs": n, "vectors": n, "kind": kind, "dim": int(vectors.shape[1]),
-        "build_s": round(build_s, 2), "vectors_per_s": round(n / build_s) if build_s else None,
-        "index_faiss_mib": round(index_bytes / 2**20, 1), "vectors_npy_mib": round(vector_bytes / 2**20, 1),
-        "peak_rss_mib": peak, "rss_before_mib": before["VmRSS"],
-        "query_k": k, "query_p50_ms": round(1000 * float(np.percentile(latencies, 50)), 3),
-        "query_p95_ms": round(1000 * float(np.percentile(latencies, 95)), 3),
-    }
-    if kind == "hnsw":
-        exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]  # exact top 10 (numpy, after peak RSS)
-        row["ef_search"] = ef_search
-        row["recall@10_vs_exact"] = round(float(np.mean([len(set(e) & set(f[:10])) / 10 for e, f in zip(exact, found)])), 4)
-    return row
+    return ef, latencies, found
 
 
-def spawn_scale(n: int, kind: str, real: Path, queries: Path, args) -> dict:
+def spawn_scale(n: int, kind: str, real: Path, queries: Path, args) -> list[dict]:
     command = [sys.executable, __file__, "--one-scale", str(n), kind, str(real), str(queries), "--k", str(args.k),
-               "--ef-search", str(args.ef_search), "--seed", str(args.seed)]
+               "--ef-search", args.ef_search, "--seed", str(args.seed)]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # as the qa command sets it: spinning threads lose on a busy CPU
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
     if done.returncode != 0:
-        return {"paragraphs": n, "kind": kind, "error": done.stderr[-600:]}
+        return [{"paragraphs": n, "kind": kind, "error": done.stderr[-600:]}]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -172,14 +187,15 @@ def tables(encoders: list[dict], scale: list[dict], per_paragraph: float) -> str
     lines += ["", f"Synthetic vectors ({per_paragraph:g} per paragraph, Gaussian fitted to real vectors; real "
               "encoded queries)",
               "| paragraphs | vectors | kind | build s | vectors/s | index.faiss MiB | vectors.npy MiB "
-              "| peak RSS MiB | query p50 / p95 ms | recall@10 vs exact |",
+              "| RSS built / peak with save MiB | query p50 / p95 ms | recall@10 vs exact |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in scale:
         if "error" in r:
             lines.append(f"| {r['paragraphs']} | | {r['kind']} | error: {r['error'][-160:]!r} |")
             continue
-        lines.append(f"| {r['paragraphs']} | {r['vectors']} | {r['kind']} | {r['build_s']} | {r['vectors_per_s']} "
-                     f"| {r['index_faiss_mib']} | {r['vectors_npy_mib']} | {r['peak_rss_mib']} "
+        kind = f"hnsw ef={r['ef_search']}" if r["kind"] == "hnsw" else "flat"
+        lines.append(f"| {r['paragraphs']} | {r['vectors']} | {kind} | {r['build_s']} | {r['vectors_per_s']} "
+                     f"| {r['index_faiss_mib']} | {r['vectors_npy_mib']} | {r['rss_built_mib']} / {r['peak_rss_mib']} "
                      f"| {r['query_p50_ms']} / {r['query_p95_ms']} | {r.get('recall@10_vs_exact', 'exact')} |")
     return "\n".join(lines)
 
@@ -195,7 +211,7 @@ def main() -> int:
     parser.add_argument("--vectors-per-paragraph", type=float, default=1.0,
                         help="scale runs index paragraphs x this many vectors (the app's sentence units: ~5)")
     parser.add_argument("--k", type=int, default=100, help="vectors fetched per query (the retriever's candidates)")
-    parser.add_argument("--ef-search", type=int, default=96, help="HNSW search breadth (the app's default)")
+    parser.add_argument("--ef-search", default="96,256", help="HNSW search breadths to measure (the app's: 96)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per scale subprocess")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "index.json")
@@ -203,7 +219,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.one_scale:
         n, kind, real, queries = args.one_scale
-        print(json.dumps(run_scale(int(n), kind, Path(real), Path(queries), args.k, args.ef_search, args.seed)))
+        ef_searches = [int(x) for x in args.ef_search.split(",")]
+        print(json.dumps(run_scale(int(n), kind, Path(real), Path(queries), args.k, ef_searches, args.seed)))
         return 0
     if not args.data.is_file():
         print(f"Wikipedia paragraphs not found: {args.data} (see ../shared/data/README.md)", file=sys.stderr)
@@ -239,10 +256,10 @@ def main() -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             n = round(size * args.vectors_per_paragraph)
             for kind in ("flat", "hnsw"):
-                row = spawn_scale(n, kind, real_path, queries_path, args)
-                row["paragraphs"], row["vectors"] = size, n
-                scale.append(row)
-                print(json.dumps(row), flush=True)
+                for row in spawn_scale(n, kind, real_path, queries_path, args):
+                    row["paragraphs"], row["vectors"] = size, n
+                    scale.append(row)
+                    print(json.dumps(row), flush=True)
     report = tables(encoders, scale, args.vectors_per_paragraph)
     print(report)
     result = {
@@ -256,10 +273,11 @@ def main() -> int:
                          f"{embedders[-1]} vectors (so they span at most {len(real) - 1} dimensions), "
                          f"L2-normalised; {args.vectors_per_paragraph:g} per paragraph",
             "queries": f"{len(queries)} first sentences of held-out real paragraphs, encoded with {embedders[-1]}",
-            "latency": f"one query at a time, k={args.k}; HNSW M=32, efConstruction=80, efSearch={args.ef_search}; "
-                       "OMP_WAIT_POLICY=PASSIVE",
-            "memory": "peak RSS of a subprocess holding the vectors and the index (as the app holds vectors.npy "
-                      "beside the FAISS index); rss_before_mib is the same process before any vector",
+            "latency": f"one query at a time, k={args.k}; HNSW M=32, efConstruction=80, efSearch in "
+                       f"{args.ef_search}; OMP_WAIT_POLICY=PASSIVE",
+            "memory": "RSS of a subprocess: rss_before_mib with nothing loaded, rss_built_mib holding the vectors and "
+                      "the index (as a loaded StoredIndex holds vectors.npy beside the FAISS index), peak_rss_mib "
+                      "(VmHWM) including the copies made to save them",
         },
         "encoders": encoders,
         "scale": scale,

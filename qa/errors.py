@@ -7,6 +7,8 @@ from embeddings.errors import (
     IndexLocked,
     IndexNotFound,
     IndexOutOfDate,
+    ModelChecksumError,
+    ModelNotFound,
     QAError,
 )
 
@@ -17,14 +19,6 @@ class InvalidQuestion(QAError, ValueError):
 
 class InvalidArgument(QAError, ValueError):
     """An option is out of range (``k`` of 0, a negative limit, an unknown backend...)."""
-
-
-class ModelNotFound(QAError):
-    """A model file, folder, packaged part or hub id cannot be found."""
-
-
-class ModelChecksumError(QAError):
-    """An assembled packaged model does not have the expected sha256."""
 
 
 class BackendUnavailable(QAError):

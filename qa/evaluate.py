@@ -319,7 +319,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pipeline = plan.pipeline
     warm = time.perf_counter()
     pipeline.warm_up()  # load the models now, so the first question's latency is an answer's
-    pipeline.search(plan.questions[0]["question"])  # the embedder loads on its first encode
     info["warm_up_s"] = round(time.perf_counter() - warm, 2)
     results = run_eval(pipeline.answer, plan.questions, plan.out, score=plan.score, limit=plan.limit,
                        resume=args.resume, extra=plan.extra)

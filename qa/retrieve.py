@@ -69,8 +69,10 @@ def clean_question(question: str) -> str:
     """
     if not isinstance(question, str):
         raise InvalidQuestion(f"the question must be text, got {type(question).__name__}")
+    question = question.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+    question = "".join(c for c in question if unicodedata.category(c) != "Cf")  # zero-width, bidi marks
     question = _CONTROL.sub(" ", unicodedata.normalize("NFC", question)).strip()
-    if not question:
+    if not any(unicodedata.category(c)[0] in "LNS" for c in question):
         raise InvalidQuestion("the question is empty: type a question about the documents")
     return " ".join(question.split())[:MAX_QUESTION_CHARS]
 

@@ -39,6 +39,10 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
 
     def __post_init__(self) -> None:
+        for name in ("corpus", "index_dir"):  # Path("") is ".": an empty option would mean the current folder
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.strip():
+                raise InvalidArgument(f"{name.replace('_', ' ')} must be a folder, got an empty path")
         object.__setattr__(self, "corpus", Path(self.corpus).expanduser())
         if self.index_dir is not None:
             object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())

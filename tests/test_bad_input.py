@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -123,8 +124,7 @@ SITECUSTOMIZE = textwrap.dedent('''
         if "encoder" in _fakes:
             class _Encoder(conftest.KeywordEncoder):
                 def encode(self, texts, *, progress=None):
-                    if len(texts) > 1:
-                        _pause("embed")
+                    _pause("embed")
                     return super().encode(texts, progress=progress)
 
             embeddings.encoder.load_encoder = lambda name=None: _Encoder()
@@ -215,6 +215,8 @@ def pipeline(seeds_copy: Path, tmp_path: Path) -> Pipeline:
     pytest.param(None, id="A05-none"),
     pytest.param(b"Who was the envoy?", id="A06-bytes-not-text"),
     pytest.param(42, id="A07-a-number"),
+    pytest.param("\u200b\u200c\u200d\u2060\ufeff", id="A13-zero-width-only"),
+    pytest.param("\udcff\ud800", id="A13b-lone-surrogates-only"),
 ])
 def test_api_unusable_questions_are_a_typed_error(pipeline: Pipeline, question):
     for call in (pipeline.answer, pipeline.search):
@@ -228,7 +230,7 @@ def test_api_unusable_questions_are_a_typed_error(pipeline: Pipeline, question):
     pytest.param("Vimont" + "a" * 100_000, False, id="A10-100000-characters-one-word"),
     pytest.param("🤔🤔🤔 ❓", False, id="A11-emoji-only"),
     pytest.param("מי היה השליח המיוחד של מקרון?", False, id="A12-right-to-left"),
-    pytest.param("\u200b\u200c\u200d\u2060\ufeff", False, id="A13-zero-width-only"),
+
     pytest.param("Pierre Vimont e\u0301" + "\u0301" * 10_000 + "?", True, id="A14-combining-mark-flood"),
     pytest.param("<script>alert(1)</script> Who was the envoy Pierre Vimont?", True, id="A15-html-markup"),
 ])
@@ -274,6 +276,14 @@ def test_settings_from_bad_environment_are_a_typed_error(env, message):
     with pytest.raises(InvalidArgument) as caught:
         Settings.from_env(env)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("field", [pytest.param("corpus", id="A32-corpus-empty-path"),
+                                   pytest.param("index_dir", id="A33-index-dir-empty-path")])
+def test_an_empty_folder_path_is_refused_not_read_as_the_current_folder(field):
+    for empty in ("", "   "):
+        with pytest.raises(InvalidArgument, match=f"{field.replace('_', ' ')} must be a folder, got an empty path"):
+            Settings.from_env({}, **{field: empty})
 
 
 # ---------------------------------------------------------------------------- Python API: models
@@ -373,6 +383,14 @@ def test_same_file_name_in_two_folders_and_deep_nesting_are_separate_documents(t
     stored = build_index(root, tmp_path / "idx", encoder=encoder)
     assert sorted(stored.documents) == sorted(["x/notes.txt", "y/notes.txt", f"{deep}/notes.md"])
     assert {p.doc for p in stored.passages if "Bravo" in p.text} == {"y/notes.txt"}
+
+
+def test_metadata_of_the_wrong_type_becomes_text(tmp_path: Path, encoder):  # D29
+    root = write_corpus(tmp_path / "corpus", {"good.txt": GOOD, "metadata.json": (
+        '{"good.txt": {"title": 7, "author": {"name": "Ada"}, "date": ["2024"], "publisher": null}, "x.txt": 5}')})
+    meta = build_index(root, tmp_path / "idx", encoder=encoder).documents["good.txt"].meta
+    assert (meta.title, meta.author, meta.date, meta.publisher) == ("7", '{"name": "Ada"}', '["2024"]', None)
+    assert "Ada" in app._byline(load_corpus(root).documents[0], "good.txt")  # the app can render it
 
 
 def test_hidden_files_and_folders_are_ignored(tmp_path: Path):  # D17
@@ -523,6 +541,26 @@ def test_app_chat_cuts_a_huge_question_and_escapes_markup(ui: app.Handlers):  # 
     assert "<script>" not in chat[-2]["content"] + sources and turns[-1].answer.question == pending
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    pytest.param(["--port", "99999"], "argument --port: a port is a number from 1 to 65535, got '99999'",
+                 id="W25-port-out-of-range"),
+    pytest.param(["--port", "http"], "argument --port: a port is a number from 1 to 65535", id="W26-port-not-a-number"),
+    pytest.param(["--corpus", ""], "app: error: corpus must be a folder, got an empty path",
+                 id="W27-corpus-empty-path"),
+    pytest.param(["--corpus", "/definitely/not/here"], "corpus folder not found", id="W28-corpus-missing"),
+])
+def test_app_start_up_mistakes_are_one_line_before_any_model_loads(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(app.Pipeline, "generator", property(lambda self: pytest.fail("the model was loaded")))
+    started = time.monotonic()
+    try:
+        code = app.main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert time.monotonic() - started < 30  # said at once, not after minutes of loading
+
+
 # ------------------------------------------------------------------------- the CLI, as a process
 
 
@@ -576,6 +614,9 @@ CLI_CASES = [
      "llama.cpp could not load broken.gguf"),
     ("C22-model-unknown-name", None, ["ask", "--model", "gpt-17", VIMONT_Q], {"fakes": "encoder"},
      "unknown model 'gpt-17'"),
+    ("C28-corpus-empty-path", None, ["--corpus", "", "search", "Vimont"], {}, "corpus must be a folder"),
+    ("C29-index-dir-empty-path", None, ["--index-dir", "", "index"], {}, "index dir must be a folder"),
+    ("C30-model-empty-name", None, ["ask", "--model", " ", VIMONT_Q], {"fakes": "encoder"}, "empty model name"),
 ]
 
 
@@ -600,6 +641,14 @@ def test_cli_a_real_embedder_that_cannot_load_is_one_line(tmp_path: Path):  # C2
     assert not (tmp_path / "idx" / "CURRENT").exists()
 
 
+def test_cli_a_huge_k_lists_every_passage(tmp_path: Path):  # C31
+    done = run_module("qa.cli", "--index-dir", str(tmp_path / "idx"), "search", "Vimont", "-k", str(10**30),
+                      "--json", env=harness_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    hits = __import__("json").loads(done.stdout)
+    assert len(hits) == len(load_index(tmp_path / "idx").passages) > 5
+
+
 @pytest.mark.parametrize("question", [
     pytest.param("Vimont " * 14_000, id="C24-100000-character-question"),
     pytest.param(b"Pierre Vimont \xff\xfe envoy?", id="C25-question-not-utf8"),
@@ -617,7 +666,8 @@ def test_cli_index_reports_every_skipped_file_and_indexes_the_rest(tmp_path: Pat
     root = write_corpus(tmp_path / "corpus", {"good.txt": GOOD, "latin1.txt": b"caf\xe9", "bin.md": b"a\x00b",
                                               "empty.txt": b"", "paper.pdf": b"%PDF"})
     sparse_file(root / "big.txt", 50 * 1024 * 1024)
-    os.symlink(tmp_path / "harness", root / "outside.txt")
+    (tmp_path / "secret.txt").write_text("A secret outside the corpus.")
+    os.symlink(tmp_path / "secret.txt", root / "outside.txt")
     os.symlink("loop.md", root / "loop.md")
     done = run_module("qa.cli", "--index-dir", str(tmp_path / "idx"), "index", str(root),
                       env=harness_env(tmp_path))

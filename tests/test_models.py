@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from embeddings import packaged
 from qa import models
 from qa.errors import ModelChecksumError, ModelNotFound
 from qa.models import PACKAGED, ModelSpec, PackagedModel, assemble_model, resolve_model
@@ -73,7 +74,7 @@ def test_later_calls_trust_the_stamp_without_hashing(fake_model, cache, monkeypa
     def forbidden(*args, **kwargs):
         raise AssertionError("must not hash or read parts when the stamp matches")
 
-    monkeypatch.setattr(models, "_sha256_file", forbidden)
+    monkeypatch.setattr(packaged, "sha256_file", forbidden)
     monkeypatch.setattr(models, "part_files", forbidden)
     assert assemble_model("fake", cache_dir=cache).read_bytes() == b"".join(PAYLOADS)
 
@@ -83,9 +84,9 @@ def test_touched_file_is_rehashed_once_not_rebuilt(fake_model, cache, monkeypatc
     later = time.time() + 10
     os.utime(path, (later, later))
     hashed = []
-    real_hash = models._sha256_file
-    monkeypatch.setattr(models, "_sha256_file", lambda p: hashed.append(p) or real_hash(p))
-    monkeypatch.setattr(models, "_concatenate", lambda *a: pytest.fail("rebuilt a good file"))
+    real_hash = packaged.sha256_file
+    monkeypatch.setattr(packaged, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    monkeypatch.setattr(packaged, "concatenate", lambda *a: pytest.fail("rebuilt a good file"))
     assert assemble_model("fake", cache_dir=cache) == path
     assert assemble_model("fake", cache_dir=cache) == path
     assert hashed == [path]  # the rewritten stamp serves the second call
