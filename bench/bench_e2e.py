@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import machine_info, write_result  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_generate import measure_bandwidth  # noqa: E402
@@ -204,17 +204,14 @@ def main() -> int:
     report = table(rows, bandwidth["read_matvec_gb_s"])
     print(report)
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_before": load_before,
-                    "loadavg_after": os.getloadavg(), **bandwidth},
+        "machine": machine_info(load_before, **bandwidth),
         "questions_file": str(args.questions),
         "bound_basis": "read_matvec_gb_s / weights_bytes (GGUF file for llama, float tensors for transformers)",
         "decode_basis": "(generated tokens - 1) / time between first and last streamed piece, summed over answers",
         "runs": rows,
         "table": report,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import machine_info, write_result  # noqa: E402
 
 PASSAGE = (
     "The harbour town of Vimont was founded in 1642 by fishermen from the northern coast. "
@@ -246,21 +246,13 @@ def main() -> None:
     report = table(rows, bandwidth["read_matvec_gb_s"])
     print(report)
     result = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "loadavg_before": load_before,  # other processes on this shared machine
-            "loadavg_after": os.getloadavg(),
-            **bandwidth,
-        },
+        "machine": machine_info(load_before, **bandwidth),
         "bound_basis": "read_matvec_gb_s / model file bytes",
         "runs": rows,
         "thread_sweep": sweep,
         "table": report,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

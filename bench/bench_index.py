@@ -21,7 +21,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import machine_info, write_result  # noqa: E402
 
 WIKI = ROOT.parent / "shared" / "data" / "enwiki" / "enwiki2015-200k.jsonl.gz"
 EMBEDDERS = ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
@@ -263,8 +263,7 @@ def main() -> int:
     report = tables(encoders, scale, args.vectors_per_paragraph)
     print(report)
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_before": load_before,
-                    "loadavg_after": os.getloadavg()},
+        "machine": machine_info(load_before),
         "wall_s": round(time.perf_counter() - started, 1),
         "method": {
             "real": f"{args.sample} random paragraphs of {args.data.name} encoded one vector each; "
@@ -283,9 +282,7 @@ def main() -> int:
         "scale": scale,
         "table": report,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
     return 0
 
 

@@ -13,11 +13,11 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import write_result  # noqa: E402
 
 from embeddings import IndexSettings, build_index, load_encoder  # noqa: E402
 from qa.metrics import mrr, normalize_evidence, recall_at_k  # noqa: E402
@@ -84,8 +84,7 @@ def main() -> int:
               f"{r['recall@3']:5.2f} {r['recall@5']:5.2f} {r['mrr']:5.2f} {r['ms_per_query']:6.1f}")
     for name, ids in misses.items():
         print(f"not in top 3 ({name}): {', '.join(ids) or '-'}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"questions": args.questions, "rows": rows, "misses@3": misses}, indent=2))
+    write_result(args.out, {"questions": args.questions, "rows": rows, "misses@3": misses})
     return 0
 
 

@@ -1,0 +1,24 @@
+"""What every benchmark script shares: the machine it ran on, and writing its JSON result atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+
+def machine_info(load_before: tuple[float, float, float], **extra) -> dict:
+    """Cores, platform and load averages before and after the run (this machine is shared)."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(), **extra}
+
+
+def write_result(out: str | os.PathLike, result: dict) -> None:
+    """Write ``result`` as JSON to ``out`` (via a temporary file, so a reader never sees half of it)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
