@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,13 @@ def seeds_copy(tmp_path: Path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(SEEDS, target)
     return target
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_corpus(root: Path, files: dict[str, str | bytes]) -> Path:

@@ -12,11 +12,13 @@ import os
 import socket
 import threading
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import KeywordEncoder, ScriptedGenerator
+from conftest import KeywordEncoder, ScriptedGenerator, free_port
 
 import app
 from qa.settings import Settings
@@ -413,12 +415,6 @@ def test_the_document_page_marks_the_span_and_refuses_unknown_documents(library:
 # ------------------------------------------------------------------------ a launched server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -449,8 +445,9 @@ def outbound(monkeypatch) -> list:
     return seen
 
 
-@pytest.fixture
-def server(library: app.Library, outbound: list):
+@contextmanager
+def serving(library: app.Library, outbound: list) -> Iterator[str]:
+    """The app launched in this process on a free loopback port; on exit, nothing may have left the machine."""
     demo = app.create_app(library)
     port = free_port()
     app.serve(demo, library, port=port, block=False, quiet=True)
@@ -459,6 +456,12 @@ def server(library: app.Library, outbound: list):
     finally:
         demo.close()
     assert outbound == [], f"the server reached off the machine: {outbound}"
+
+
+@pytest.fixture
+def server(library: app.Library, outbound: list):
+    with serving(library, outbound) as url:
+        yield url
 
 
 def test_ask_endpoint_answers_over_gradio_client(server: str):

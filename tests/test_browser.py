@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -30,12 +29,6 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT_S = 900  # first start: assemble the model, build the index, load and warm up
 ANSWER_TIMEOUT_MS = 240_000  # one answer on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import PARA, ROOT, KeywordEncoder, ScriptedGenerator, write_corpus
-from test_app import free_port, outbound  # noqa: F401 - outbound is a fixture: nothing may leave the machine
+from test_app import outbound, serving  # noqa: F401 - outbound is a fixture: nothing may leave the machine
 from test_bad_input import assert_one_error_line, harness_env, run_module
 
 import app
@@ -363,14 +363,8 @@ def locker_server(tmp_path: Path, monkeypatch, outbound):  # noqa: F811 - the fi
     library = app.Library(Settings(corpus=corpus, index_dir=tmp_path / "idx"), encoder=KeywordEncoder(),
                           generator=ScriptedGenerator(locker_reply), uploads_dir=tmp_path / "uploads")
     library.pipeline().index  # build it before the clients arrive
-    demo = app.create_app(library)
-    port = free_port()
-    app.serve(demo, library, port=port, block=False, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
-    assert outbound == [], f"the server reached off the machine: {outbound}"
+    with serving(library, outbound) as url:
+        yield url
 
 
 def test_8_clients_asking_10_questions_each_get_their_own_complete_answers(locker_server: str):

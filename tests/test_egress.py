@@ -21,8 +21,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEEDS, KeywordEncoder, ScriptedGenerator
-from test_app import VIMONT_Q, free_port, outbound, reply  # noqa: F401 - outbound is a fixture
+from conftest import ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, free_port
+from test_app import VIMONT_Q, outbound, reply  # noqa: F401 - outbound is a fixture
 from test_bad_input import harness_env
 
 import app
