@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from qa.cite import verify
 from qa.conversation import clean_rewrite, looks_like_follow_up, rewrite_messages
 from qa.generate import Generator
-from qa.prompt import build_messages, select_snippets
+from qa.errors import InvalidArgument
+from qa.prompt import STYLES, build_messages, select_snippets
 from qa.retrieve import Hit, Retriever, check_k, clean_question
 from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
 
@@ -26,6 +27,11 @@ class AnswerSettings:
     context_tokens: int = 200  # tokens of passage text in the prompt: ~2.3 s of prompt processing
     max_passages: int = 3  # retrieved passages that may contribute sentences to the prompt
     max_answer_tokens: int = 96  # generation cap: answers are one or two sentences
+    style: str = "sentence"  # "sentence" or "short" (only the answering words): see qa.prompt.STYLES
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise InvalidArgument(f"answer style must be one of {', '.join(STYLES)}, got {self.style!r}")
 
 
 def standalone(question: str, history: Sequence[tuple[str, str]], generator: Generator) -> str:
@@ -63,7 +69,7 @@ def stream_answer(
         return
     snippets = select_snippets(hits, retriever, query, budget=settings.context_tokens,
                                max_passages=settings.max_passages, count_tokens=generator.count_tokens)
-    messages = build_messages(snippets, query)
+    messages = build_messages(snippets, query, style=settings.style)
     pieces: list[str] = []
     first_token = None
     for piece in generator.generate(messages, max_tokens=settings.max_answer_tokens, stop=["\n\n", "Question:"]):

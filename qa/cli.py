@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 from qa.errors import QAError
 from qa.evaluate import add_eval_command
@@ -55,6 +56,8 @@ def _progress_bar(desc: str) -> Callable[[int, int], None]:
 def _pipeline(args: argparse.Namespace) -> Pipeline:
     settings = Settings.from_env(corpus=args.corpus, index_dir=args.index_dir, embedder=args.embedder,
                                  model=getattr(args, "model", None), backend=getattr(args, "backend", None))
+    if getattr(args, "short", False):
+        settings = settings.with_(answer=replace(settings.answer, style="short"))
     return Pipeline(settings)
 
 
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="'default', 'small', a .gguf file or a transformers model (env QA_MODEL)")
     p.add_argument("--backend", choices=["llama", "transformers"], help="generation backend (env QA_BACKEND)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a results line of the eval format)")
+    p.add_argument("--short", action="store_true", help="answer with only the words that answer, no sentence")
     p.set_defaults(func=cmd_ask)
 
     add_eval_command(sub)

@@ -103,7 +103,7 @@ class Pipeline:
         fixed system prompt in llama.cpp's prefix cache, so the first user waits no longer than the next."""
         self.retriever.search("warm up", k=1)
         self.generator.warm_up()
-        for _ in self.generator.generate(build_messages([], "Say OK."), max_tokens=1):
+        for _ in self.generator.generate(build_messages([], "Say OK.", style=self.settings.answer.style), max_tokens=1):
             pass
 
     def document_text(self, doc: str) -> str:
