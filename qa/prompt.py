@@ -127,7 +127,7 @@ def select_snippets(
     Anchors are the best-scoring sentences (at most two per passage, four in all); each is then
     extended by the sentence after it and the one before it while the budget allows, because the
     answer often sits right beside the sentence that matches the question best. Snippets are
-    ordered by passage rank, then by position.
+    numbered best first (by the best sentence inside), because small models lean on passage [1].
     """
     query = retriever.query_vector(question)
     sentences: dict[int, list[tuple[int, int]]] = {}  # rank -> sentence spans in order
@@ -166,13 +166,19 @@ def select_snippets(
         take(rank, i + 1)
     for rank, i in anchors:
         take(rank, i - 1)
-    snippets: list[Snippet] = []
-    for rank in sorted({r for r, _ in chosen}):
-        hit = hits[rank - 1]
-        document = retriever.document_text(hit.doc)
+    best = {(rank, i): score for score, rank, i in candidates}
+    pieces = []  # (best sentence score inside, rank, start, end)
+    for rank in {r for r, _ in chosen}:
+        document = retriever.document_text(hits[rank - 1].doc)
         spans = sorted(sentences[rank][i] for r, i in chosen if r == rank)
         for start, end in _merge_spans(spans, document):
-            snippets.append(Snippet(len(snippets) + 1, hit, start, end, document[start:end]))
+            inside = [best[rank, i] for i, (s, e) in enumerate(sentences[rank]) if start <= s and e <= end]
+            pieces.append((max(inside), rank, start, end))
+    pieces.sort(key=lambda p: (-p[0], p[1], p[2]))
+    snippets: list[Snippet] = []
+    for _, rank, start, end in pieces:
+        document = retriever.document_text(hits[rank - 1].doc)
+        snippets.append(Snippet(len(snippets) + 1, hits[rank - 1], start, end, document[start:end]))
     return snippets
 
 

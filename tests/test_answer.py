@@ -2,8 +2,10 @@
 
 import pytest
 
+from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.pipeline import Conversation, Pipeline
+from qa.prompt import STYLES
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer, Retrieved, Token
 
@@ -39,6 +41,23 @@ def test_prompt_numbers_snippets_and_keeps_system_prompt_fixed(seeds_copy, tmp_p
     assert first[0] == second[0] and first[0]["role"] == "system"
     user = first[1]["content"]
     assert user.startswith("Passages:\n[1] «") and user.rstrip().endswith("Question: Who was the special envoy?")
+
+
+def test_short_style_asks_for_only_the_answer_words_and_still_cites(seeds_copy, tmp_path):
+    generator = ScriptedGenerator(["Pierre Vimont [1]", "Pierre Vimont [1]"])
+    base = Settings(corpus=seeds_copy, index_dir=tmp_path / "idx")
+    short = Pipeline(base.with_(answer=AnswerSettings(style="short")), encoder=KeywordEncoder(), generator=generator)
+    answer = short.answer("Who was Macron's special envoy for the strategic dialogue with Russia?")
+    Pipeline(base, encoder=KeywordEncoder(), generator=generator).answer("Who was the special envoy?")
+    short_system, sentence_system = (prompt[0]["content"] for prompt in generator.prompts)
+    assert short_system == STYLES["short"] != sentence_system == STYLES["sentence"]
+    assert "never a whole sentence" in short_system
+    assert not answer.refused and answer.text == "Pierre Vimont [1]." and "Vimont" in answer.citations[0].text
+
+
+def test_unknown_answer_style_is_a_typed_error():
+    with pytest.raises(InvalidArgument, match="answer style must be one of sentence, short"):
+        AnswerSettings(style="haiku")
 
 
 def test_refusal_still_lists_the_closest_passages(seeds_copy, tmp_path):

@@ -1,5 +1,7 @@
 """The real packaged models on the seed corpus (marked ``model``; CI runs them)."""
 
+import json
+
 import pytest
 
 from qa.pipeline import Pipeline
@@ -30,3 +32,16 @@ def test_unanswerable_question_is_refused(pipeline):
     answer = pipeline.answer("Who is the current Secretary General of NATO?")
     assert answer.refused and answer.text == REFUSAL and answer.citations == ()
     assert answer.passages  # the closest passages are still offered
+
+
+@pytest.mark.model
+def test_short_style_answers_with_only_the_words_that_answer(pipeline, capsys):
+    from qa.cli import main
+
+    index = str(pipeline.settings.resolved_index_dir)  # the index the fixture built
+    assert main(["--index-dir", index, "ask", "--short", "--json", "Who was Macron's special envoy for the strategic dialogue with Russia?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert not result["refused"] and "Vimont" in result["answer"]
+    assert len(result["answer"].split()) <= 5  # "Pierre Vimont [1]." rather than a sentence about him
+    text = pipeline.document_text(result["citations"][0]["doc"])
+    assert all(text[c["start"]:c["end"]] == c["text"] for c in result["citations"])

@@ -278,6 +278,7 @@ def test_qa_eval_on_the_dev_set(fake_pipeline, tmp_path, capsys):
     assert summary["false_refusal_rate"] == pytest.approx(0.8)
     assert summary["citation_validity"] == 1.0
     assert summary["settings"]["corpus"] == str(SEEDS) and summary["mode"] == "questions"
+    assert summary["settings"]["style"] == "sentence"
     printed = capsys.readouterr().out
     assert re.search(r"answer accuracy +0.200", printed) and re.search(r"citation validity +1.000", printed)
 
@@ -291,6 +292,24 @@ def test_qa_eval_default_paths_and_report(fake_pipeline, tmp_path, monkeypatch):
     assert len(read_results(tmp_path / "mine.results.jsonl")) == 1
     assert json.loads((tmp_path / "mine.summary.json").read_text())["n"] == 1
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_qa_eval_style_short_changes_the_system_prompt(monkeypatch, tmp_path):
+    import qa.pipeline
+    from qa.prompt import STYLES
+
+    real, generators = qa.pipeline.Pipeline, []
+
+    def make(settings):
+        generators.append(ScriptedGenerator(dev_reply))
+        return real(settings, encoder=KeywordEncoder(), generator=generators[-1])
+
+    monkeypatch.setattr(qa.pipeline, "Pipeline", make)
+    out = tmp_path / "r.jsonl"
+    assert evaluate.main([str(DEV), "--out", str(out), "--limit", "1", "--style", "short", "--corpus", str(SEEDS),
+                          "--index-dir", str(tmp_path / "idx")]) == 0
+    assert {prompt[0]["content"] for prompt in generators[0].prompts} == {STYLES["short"]}
+    assert json.loads(out.with_name("r.summary.json").read_text())["settings"]["style"] == "short"
 
 
 def test_qa_eval_never_overwrites_the_question_file(tmp_path, capsys):

@@ -306,6 +306,7 @@ def test_qa_eval_squad_end_to_end(fake_pipeline, tiny_file, tmp_path, capsys):
     assert summary["exact_match"] == 1.0 and summary["refusal_rate"] == 1.0 and summary["recall@1"] == 1.0
     assert summary["n_paragraphs"] == 3 and summary["index_reused"] is False and summary["index_build_s"] >= 0
     assert summary["citation_validity"] == 1.0
+    assert summary["settings"]["style"] == "short"  # SQuAD scores spans: only the answering words are asked for
     assert re.search(r"SQuAD exact match +1.000", capsys.readouterr().out)
     home = next((tmp_path / "cache" / "squad").iterdir())
     assert [p.name for p in (home / "index").iterdir()] == [summary["settings"]["embedder"]]  # one per embedder
