@@ -21,6 +21,9 @@ import pytest
 from conftest import KeywordEncoder, ScriptedGenerator, free_port
 
 import app
+import qa.library
+from qa.library import Library, UploadRejected
+from qa.pipeline import Pipeline
 from qa.settings import Settings
 
 VIMONT_Q = "Who was Macron's special envoy for the strategic dialogue with Russia?"
@@ -42,16 +45,16 @@ def reply(messages) -> str:
 
 
 @pytest.fixture
-def library(tmp_path: Path, seeds_copy: Path, monkeypatch) -> app.Library:
+def library(tmp_path: Path, seeds_copy: Path, monkeypatch) -> Library:
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
     settings = Settings(corpus=seeds_copy, index_dir=tmp_path / "index")
-    return app.Library(settings, encoder=KeywordEncoder(), generator=ScriptedGenerator(reply),
+    return Library(settings, encoder=KeywordEncoder(), generator=ScriptedGenerator(reply),
                        uploads_dir=tmp_path / "uploads", models=["default", "small"],
                        load_model=lambda name: ScriptedGenerator(reply))
 
 
 @pytest.fixture
-def ui(library: app.Library) -> app.Handlers:
+def ui(library: Library) -> app.Handlers:
     return app.Handlers(library)
 
 
@@ -108,7 +111,7 @@ def test_tidy_only_folds_blank_lines():
     assert app.tidy("a\n\n\n \nb\nc") == "a\n\nb\nc"
 
 
-def test_a_citation_card_marks_the_supporting_sentence_with_its_source(library: app.Library):
+def test_a_citation_card_marks_the_supporting_sentence_with_its_source(library: Library):
     answer = library.pipeline().answer(VIMONT_Q)
     assert not answer.refused and answer.citations
     documents = library.documents(library.main)
@@ -122,7 +125,7 @@ def test_a_citation_card_marks_the_supporting_sentence_with_its_source(library: 
     assert f"document/seeds/{c.doc}?start={c.start}&amp;end={c.end}#cited" in card
 
 
-def test_a_refusal_offers_the_closest_passages(library: app.Library):
+def test_a_refusal_offers_the_closest_passages(library: Library):
     answer = library.pipeline().answer(NATO_Q)
     assert answer.refused and answer.passages
     panel = app.render_answer_sources(answer, turn=1, collection="seeds", documents=library.documents(library.main))
@@ -131,7 +134,7 @@ def test_a_refusal_offers_the_closest_passages(library: app.Library):
     assert "<mark>" not in panel
 
 
-def test_scores_are_shown_only_when_asked(library: app.Library):
+def test_scores_are_shown_only_when_asked(library: Library):
     answer = library.pipeline().answer(VIMONT_Q)
     documents = library.documents(library.main)
     plain = app.render_answer_sources(answer, turn=1, collection="seeds", documents=documents)
@@ -141,59 +144,6 @@ def test_scores_are_shown_only_when_asked(library: app.Library):
 
 
 # ------------------------------------------------------------------------------------- uploads
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("notes.txt", "notes.txt"),
-        ("../../etc/passwd.txt", "passwd.txt"),
-        ("..\\..\\windows\\evil.md", "evil.md"),
-        (".hidden.txt", "hidden.txt"),
-        ("Report (final)?.TXT", "Report _final_.txt"),
-        ("a/b/../c.md", "c.md"),
-        ("x" * 300 + ".md", "x" * 100 + ".md"),
-    ],
-)
-def test_safe_filename_keeps_uploads_inside_their_folder(name, expected):
-    assert app.safe_filename(name) == expected
-
-
-@pytest.mark.parametrize("name", ["", "   ", "..", "/", "../", ".txt", "noextension", "\x00"])
-def test_safe_filename_refuses_names_with_nothing_left(name):
-    with pytest.raises(ValueError, match="not a usable file name"):
-        app.safe_filename(name)
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "reason"),
-    [
-        ("paper.pdf", b"%PDF-1.4 text", "only .txt and .md"),
-        ("notes.txt", b"caf\xe9 latin-1", "not UTF-8"),
-        ("notes.txt", b"", "empty"),
-        ("notes.md", b" \n\t \n", "empty"),
-        ("notes.txt", b"text\x00with a NUL", "binary"),
-        ("notes.txt", b"a" * (app.MAX_UPLOAD_BYTES + 1), "too large"),
-    ],
-)
-def test_check_upload_says_why_a_file_cannot_be_indexed(name, data, reason):
-    with pytest.raises(ValueError, match=reason):
-        app.check_upload(name, data)
-
-
-def test_check_upload_returns_the_exact_text():
-    assert app.check_upload("../Über.md", "# Über\n\nÇa va.\n".encode()) == ("Über.md", "# Über\n\nÇa va.\n")
-
-
-@pytest.mark.parametrize(("name", "slug"), [("My notes!", "my-notes"), ("../../x", "x"), ("  A  B  ", "a-b")])
-def test_collection_slug(name, slug):
-    assert app.collection_slug(name) == slug
-
-
-@pytest.mark.parametrize("name", ["", "  ", "!!!", "../.."])
-def test_collection_slug_refuses_empty_names(name):
-    with pytest.raises(app.UploadRejected):
-        app.collection_slug(name)
 
 
 def write(folder: Path, name: str, data: bytes | str) -> Path:
@@ -210,7 +160,7 @@ def corpus_state(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_uploads_go_to_their_own_collection_and_leave_the_corpus_untouched(library: app.Library, tmp_path: Path):
+def test_uploads_go_to_their_own_collection_and_leave_the_corpus_untouched(library: Library, tmp_path: Path):
     before = corpus_state(library.settings.corpus)
     incoming = tmp_path / "incoming"
     paths = [write(incoming, "garden.md", GARDEN), write(incoming, "photo.png", b"\x89PNG\x00"),
@@ -227,38 +177,38 @@ def test_uploads_go_to_their_own_collection_and_leave_the_corpus_untouched(libra
     assert corpus_state(library.settings.corpus) == before
 
 
-def test_adding_files_to_a_collection_reindexes_it(library: app.Library, tmp_path: Path):
+def test_adding_files_to_a_collection_reindexes_it(library: Library, tmp_path: Path):
     library.add_files("notes", [write(tmp_path / "a", "garden.md", GARDEN)])
     library.pipeline("notes").search("apple")  # a pipeline made before the second upload
     library.add_files("notes", [write(tmp_path / "b", "kitchen.txt", "The kettle is blue and whistles loudly.\n")])
     assert sorted(library.documents("notes")) == ["garden.md", "kitchen.txt"]
 
 
-def test_an_upload_with_nothing_indexable_is_refused_with_reasons(library: app.Library, tmp_path: Path):
-    with pytest.raises(app.UploadRejected, match=r"photo\.png: only \.txt and \.md"):
+def test_an_upload_with_nothing_indexable_is_refused_with_reasons(library: Library, tmp_path: Path):
+    with pytest.raises(UploadRejected, match=r"photo\.png: only \.txt and \.md"):
         library.add_files("x", [write(tmp_path, "photo.png", b"\x89PNG")])
     assert library.collections() == [library.main]
 
 
-def test_uploads_never_write_to_the_main_corpus(library: app.Library, tmp_path: Path):
-    with pytest.raises(app.UploadRejected, match="main corpus"):
+def test_uploads_never_write_to_the_main_corpus(library: Library, tmp_path: Path):
+    with pytest.raises(UploadRejected, match="main corpus"):
         library.add_files(library.main, [write(tmp_path, "garden.md", GARDEN)])
 
 
-def test_a_collection_holds_a_bounded_number_of_files(library: app.Library, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(app, "MAX_COLLECTION_FILES", 2)
+def test_a_collection_holds_a_bounded_number_of_files(library: Library, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(qa.library, "MAX_COLLECTION_FILES", 2)
     paths = [write(tmp_path, f"n{i}.txt", f"Note number {i} is about the garden shed.\n") for i in range(3)]
     _, added, rejected = library.add_files("notes", paths)
     assert added == ["n0.txt", "n1.txt"]
     assert rejected == ["n2.txt: a collection holds at most 2 files"]
 
 
-def test_an_unknown_collection_is_a_readable_error(library: app.Library):
+def test_an_unknown_collection_is_a_readable_error(library: Library):
     with pytest.raises(app.QAError, match="no collection named"):
         library.pipeline("nope")
 
 
-def test_collections_share_the_one_encoder_and_generator(library: app.Library, tmp_path: Path):
+def test_collections_share_the_one_encoder_and_generator(library: Library, tmp_path: Path):
     library.add_files("notes", [write(tmp_path, "garden.md", GARDEN)])
     main, notes = library.pipeline(), library.pipeline("notes")
     assert main is not notes
@@ -269,7 +219,7 @@ def test_collections_share_the_one_encoder_and_generator(library: app.Library, t
 # ---------------------------------------------------------------------------------- the page
 
 
-def test_create_app_builds_the_page_without_launching(library: app.Library):
+def test_create_app_builds_the_page_without_launching(library: Library):
     demo = app.create_app(library)
     assert isinstance(demo, gr.Blocks) and not demo.is_running
     fns = list(demo.fns.values())
@@ -280,7 +230,7 @@ def test_create_app_builds_the_page_without_launching(library: app.Library):
     assert {(f.concurrency_limit, f.concurrency_id) for f in answering} == {(1, "model")}
 
 
-def test_examples_come_from_the_collection(library: app.Library, tmp_path: Path):
+def test_examples_come_from_the_collection(library: Library, tmp_path: Path):
     titles = [d.meta.title for d in library.documents(library.main).values()]
     assert library.examples(library.main) == [f"What does “{t}” say?" for t in titles]
     library.add_files("notes", [write(tmp_path, "garden.md", GARDEN)])
@@ -288,8 +238,8 @@ def test_examples_come_from_the_collection(library: app.Library, tmp_path: Path)
 
 
 def test_the_seed_corpus_gets_curated_examples(tmp_path: Path):
-    lib = app.Library(Settings(index_dir=tmp_path), encoder=KeywordEncoder(), generator=ScriptedGenerator())
-    assert lib.examples(lib.main) == list(app.SEED_EXAMPLES)
+    lib = Library(Settings(index_dir=tmp_path), encoder=KeywordEncoder(), generator=ScriptedGenerator())
+    assert lib.examples(lib.main) == list(qa.library.SEED_EXAMPLES)
 
 
 def test_the_answer_streams_then_the_verified_text_replaces_it(ui: app.Handlers):
@@ -313,13 +263,13 @@ def test_a_refusal_is_shown_as_such(ui: app.Handlers):
 
 def test_follow_ups_carry_the_conversation(ui: app.Handlers, monkeypatch):
     seen = []
-    original = app.Pipeline.stream
+    original = Pipeline.stream
 
     def spy(self, question, *, history=(), k=None):
         seen.append(list(history))
         return original(self, question, history=history, k=k)
 
-    monkeypatch.setattr(app.Pipeline, "stream", spy)
+    monkeypatch.setattr(Pipeline, "stream", spy)
     _, _, turns = run_respond(ui, VIMONT_Q)[-1]
     chat, sources, turns = run_respond(ui, "And which treaty did the U.S. leave?", turns)[-1]
     assert seen[0] == [] and seen[1] == [(turns[0].answer.standalone_question, turns[0].answer.text)]
@@ -330,8 +280,8 @@ def test_follow_ups_carry_the_conversation(ui: app.Handlers, monkeypatch):
 def test_history_is_bounded_and_kept_to_one_collection(ui: app.Handlers, tmp_path: Path, monkeypatch):
     ui.library.add_files("notes", [write(tmp_path, "garden.md", GARDEN)])
     seen = []
-    original = app.Pipeline.stream
-    monkeypatch.setattr(app.Pipeline, "stream",
+    original = Pipeline.stream
+    monkeypatch.setattr(Pipeline, "stream",
                         lambda self, q, *, history=(), k=None: seen.append(list(history)) or original(self, q, k=k))
     turns = []
     for _ in range(app.MAX_HISTORY + 2):
@@ -365,12 +315,12 @@ def test_unexpected_errors_are_reported_without_a_traceback(ui: app.Handlers, mo
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(app.Pipeline, "stream", boom)
+    monkeypatch.setattr(Pipeline, "stream", boom)
     with pytest.raises(gr.Error, match="RuntimeError: disk on fire"):
         run_respond(ui, VIMONT_Q)
 
 
-def test_ask_returns_the_answer_as_json(ui: app.Handlers, library: app.Library):
+def test_ask_returns_the_answer_as_json(ui: app.Handlers, library: Library):
     result = ui.ask(VIMONT_Q)
     assert json.loads(json.dumps(result)) == result
     assert result["refused"] is False and "Vimont" in result["answer"]
@@ -397,7 +347,7 @@ def test_a_rejected_upload_is_reported_in_the_page(ui: app.Handlers, tmp_path: P
     assert ui.library.collections() == [ui.library.main]
 
 
-def test_the_document_page_marks_the_span_and_refuses_unknown_documents(library: app.Library):
+def test_the_document_page_marks_the_span_and_refuses_unknown_documents(library: Library):
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
@@ -446,7 +396,7 @@ def outbound(monkeypatch) -> list:
 
 
 @contextmanager
-def serving(library: app.Library, outbound: list) -> Iterator[str]:
+def serving(library: Library, outbound: list) -> Iterator[str]:
     """The app launched in this process on a free loopback port; on exit, nothing may have left the machine."""
     demo = app.create_app(library)
     port = free_port()
@@ -459,7 +409,7 @@ def serving(library: app.Library, outbound: list) -> Iterator[str]:
 
 
 @pytest.fixture
-def server(library: app.Library, outbound: list):
+def server(library: Library, outbound: list):
     with serving(library, outbound) as url:
         yield url
 
@@ -496,7 +446,7 @@ def test_concurrent_clients_each_get_their_own_answer(server: str):
         assert (expected in results[i]["answer"]) if expected else results[i]["refused"]
 
 
-def test_the_server_serves_the_page_and_the_document_route(server: str, library: app.Library):
+def test_the_server_serves_the_page_and_the_document_route(server: str, library: Library):
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with direct.open(server, timeout=10) as page:
         assert "Ask your documents" in page.read().decode()

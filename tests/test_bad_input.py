@@ -24,6 +24,7 @@ import pytest
 from conftest import PARA, ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, write_corpus
 
 import app
+from qa.library import Library
 from embeddings import documents as documents_module
 from embeddings.documents import MAX_FILE_BYTES, load_corpus
 from embeddings.errors import CorpusError, IndexNotFound, QAError
@@ -501,7 +502,7 @@ def test_a_full_disk_while_writing_keeps_the_previous_index(tmp_path: Path, enco
 @pytest.fixture
 def ui(tmp_path: Path, seeds_copy: Path, monkeypatch, pipeline: Pipeline) -> app.Handlers:
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
-    library = app.Library(pipeline.settings, encoder=pipeline.encoder, generator=pipeline.generator,
+    library = Library(pipeline.settings, encoder=pipeline.encoder, generator=pipeline.generator,
                           uploads_dir=tmp_path / "uploads")
     return app.Handlers(library)
 
@@ -550,7 +551,7 @@ def test_app_chat_cuts_a_huge_question_and_escapes_markup(ui: app.Handlers):  # 
     pytest.param(["--corpus", "/definitely/not/here"], "corpus folder not found", id="W28-corpus-missing"),
 ])
 def test_app_start_up_mistakes_are_one_line_before_any_model_loads(argv, message, capsys, monkeypatch):
-    monkeypatch.setattr(app.Pipeline, "generator", property(lambda self: pytest.fail("the model was loaded")))
+    monkeypatch.setattr(Pipeline, "generator", property(lambda self: pytest.fail("the model was loaded")))
     started = time.monotonic()
     try:
         code = app.main(argv)
