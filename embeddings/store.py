@@ -52,6 +52,7 @@ Progress = Callable[[int, int], None]
 class IndexSettings:
     max_passage_tokens: int = 200  # passage size cap, in embedder tokens (window is 256)
     sentence_units: bool = True  # also embed each sentence of a multi-sentence passage
+    pair_units: bool = True  # also each two neighbouring sentences (3+ sentence passages): bench_retrieval
     vectors: VectorSettings = field(default_factory=VectorSettings)
 
     def __post_init__(self) -> None:
@@ -253,13 +254,21 @@ def corpus_changes(stored: StoredIndex, corpus_dir: str | os.PathLike) -> list[s
     return changes
 
 
-def check_index(stored: StoredIndex, corpus_dir: str | os.PathLike | None, encoder: Encoder | None) -> None:
-    """Raise ``IndexOutOfDate`` saying what differs when the index does not match corpus or embedder."""
+def check_index(stored: StoredIndex, corpus_dir: str | os.PathLike | None, encoder: Encoder | None,
+                settings: IndexSettings | None = None) -> None:
+    """Raise ``IndexOutOfDate`` saying what differs when the index does not match corpus, embedder
+    or (when given) the index settings it should have been built with."""
     if encoder is not None and stored.embedder != encoder.name:
         raise IndexOutOfDate(
             f"the index was built with embedder {stored.embedder!r}, not {encoder.name!r}; "
             "run `qa index --rebuild` to re-embed"
         )
+    if settings is not None and stored.manifest.get("settings") != asdict(settings):
+        built = stored.manifest.get("settings") or {}
+        wanted = asdict(settings)
+        differ = sorted(k for k in set(built) | set(wanted) if built.get(k) != wanted.get(k))
+        raise IndexOutOfDate(f"the index was built with other settings ({', '.join(differ)}); "
+                             "run `qa index --rebuild` to re-embed")
     if corpus_dir is not None:
         changes = corpus_changes(stored, corpus_dir)
         if changes:
@@ -287,7 +296,7 @@ def _embed_documents(
     passages: list[Passage] = []
     for document in documents:
         passages += split_passages(document, max_tokens=budget, count_tokens=encoder.count_tokens)
-    units, texts = embedding_units(passages, sentences=settings.sentence_units)
+    units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units)
     vectors = encoder.encode(texts, progress=progress) if texts else np.zeros((0, encoder.dim), np.float32)
     return passages, units, vectors
 

@@ -2,8 +2,9 @@
 
 The one decision: a passage is embedded whole, prefixed with its document title and section (so
 "the 2024 article" or a heading can be matched), and, when it has several sentences, each sentence is
-also embedded on its own. A short factual question then matches the one sentence that answers it
-instead of a blurred average of a paragraph; retrieval scores a passage by its best unit.
+also embedded on its own, and each two neighbouring sentences together. A short factual question
+then matches the one sentence (or the pair) that answers it instead of a blurred average of a
+paragraph; retrieval scores a passage by its best unit.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ def passage_embedding_text(passage: Passage) -> str:
     return f"{header}\n{passage.text}" if header else passage.text
 
 
-def embedding_units(passages: list[Passage], *, sentences: bool = True) -> tuple[np.ndarray, list[str]]:
-    """Units as a (n_units, 3) int64 array of (passage row, start, end) and the texts to embed."""
+def embedding_units(
+    passages: list[Passage], *, sentences: bool = True, pairs: bool = True
+) -> tuple[np.ndarray, list[str]]:
+    """Units as a (n_units, 3) int64 array of (passage row, start, end) and the texts to embed.
+
+    ``pairs`` adds each two neighbouring sentences as one more unit (passages of three or more
+    sentences), for questions that paraphrase across a sentence boundary.
+    """
     rows: list[tuple[int, int, int]] = []
     texts: list[str] = []
     for row, passage in enumerate(passages):
@@ -40,4 +47,8 @@ def embedding_units(passages: list[Passage], *, sentences: bool = True) -> tuple
                 continue
             rows.append((row, passage.start + start, passage.start + end))
             texts.append(passage.text[start:end])
+        if pairs and len(spans) > 2:
+            for (start, _), (_, end) in zip(spans, spans[1:]):
+                rows.append((row, passage.start + start, passage.start + end))
+                texts.append(passage.text[start:end])
     return np.array(rows, dtype=np.int64).reshape(-1, 3), texts

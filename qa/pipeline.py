@@ -66,7 +66,7 @@ class Pipeline:
             raise CorpusError(f"corpus folder not found: {s.corpus}")
         try:
             stored = load_index(s.resolved_index_dir)
-            check_index(stored, s.corpus, self.encoder)
+            check_index(stored, s.corpus, self.encoder, s.index)
             return stored
         except IndexNotFound:
             if not s.auto_update:

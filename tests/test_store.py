@@ -70,6 +70,13 @@ def test_other_embedder_makes_the_index_out_of_date(seeds_copy, tmp_path, encode
         check_index(stored, seeds_copy, other)
 
 
+def test_other_index_settings_make_the_index_out_of_date(seeds_copy, tmp_path, encoder):
+    stored = build_index(seeds_copy, tmp_path / "idx", encoder=encoder, settings=IndexSettings(sentence_units=False))
+    check_index(stored, seeds_copy, encoder, IndexSettings(sentence_units=False))
+    with pytest.raises(IndexOutOfDate, match=r"other settings \(sentence_units\).*--rebuild"):
+        check_index(stored, seeds_copy, encoder, IndexSettings())
+
+
 def test_missing_index_is_a_typed_error(tmp_path):
     with pytest.raises(IndexNotFound, match="qa index"):
         load_index(tmp_path / "none")
