@@ -2,7 +2,9 @@
 
 The one decision: a marker is trusted only if the sentence it ends is *supported* by the snippet it
 names: most of the sentence's content words that are not already in the question (the new
-information: names, numbers, terms) occur in that snippet, and every number does. A marker that
+information: names, numbers, terms) occur in that snippet, and every number does; and the
+sentence it cites must itself mention something the question asks about (one content word), so a
+name merely found in a passage is not passed off as the answer. A marker that
 points past the snippets or at one that does not support its sentence is moved to the snippet
 that does, or removed; an uncited sentence gets the snippet that supports it; a sentence no snippet
 supports is dropped; an answer left with no supported sentence becomes a refusal. Inside the
@@ -188,6 +190,11 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
             notes.append(f"cited [{best}] instead of {list(claim.markers) or 'nothing'} for: {claim.text[:60]}")
         else:
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
+            continue
+        snippet = next(s for s in snippets if s.n == chosen)
+        start, end = citation_span(new, snippet, documents[snippet.passage.doc])
+        if asked and not asked & content_words(documents[snippet.passage.doc][start:end]):
+            notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
             continue
         kept.append((claim, chosen, new))
     if not kept:

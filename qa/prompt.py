@@ -207,6 +207,9 @@ def _label(passage: Passage) -> str:
 def build_messages(snippets: Sequence[Snippet], question: str, *, style: str = "sentence") -> list[dict]:
     """The chat messages: the fixed system prompt of ``style``, then numbered snippets and the question.
 
+    Only a document's first snippet carries its label (title, author, date); later ones point back
+    to it, because labels were a quarter of the prompt and every prompt token delays the answer.
+
     ``style`` "sentence" answers in a few words plus an optional sentence of explanation; "short"
     answers with only the words that answer (SQuAD-style spans), still cited.
 
@@ -214,7 +217,10 @@ def build_messages(snippets: Sequence[Snippet], question: str, *, style: str = "
     True
     """
     lines = ["Passages:"]
+    first: dict[str, int] = {}  # document -> number of its first snippet, which carries the full label
     for s in snippets:
-        lines.append(f"[{s.n}] {_label(s.passage)}: {_as_data(s.text)}")
+        label = _label(s.passage) if s.passage.doc not in first else f"(same source as [{first[s.passage.doc]}])"
+        first.setdefault(s.passage.doc, s.n)
+        lines.append(f"[{s.n}] {label}: {_as_data(s.text)}")
     lines += ["", f"Question: {question}"]
     return [{"role": "system", "content": STYLES[style]}, {"role": "user", "content": "\n".join(lines)}]

@@ -100,3 +100,14 @@ def test_split_claims_attaches_lone_markers_to_the_sentence_before():
 
 def test_content_words_drop_stopwords_and_keep_numbers():
     assert content_words("The U.S. left in 2019") == {"us", "left", "2019"}
+
+
+def test_a_name_found_in_a_passage_that_says_nothing_of_the_question_is_not_an_answer():
+    # the model answers an unanswerable question with a name it saw: the words are in snippet 2,
+    # but the cited sentence shares nothing with what was asked
+    result = verify("Pierre Vimont [2].", SNIPPETS, "Who won the 2024 presidential election?", DOCS)
+    assert result.refused and result.text == REFUSAL and result.citations == ()
+    assert "does not mention what was asked" in " ".join(result.notes)
+    # the same answer to a question its source does speak of is kept
+    kept = verify("Pierre Vimont [2].", SNIPPETS, "Who was Macron's envoy?", DOCS)
+    assert not kept.refused and "Vimont" in kept.citations[0].text
