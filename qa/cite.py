@@ -3,8 +3,8 @@
 The one decision: a marker is trusted only if the sentence it ends is *supported* by the snippet it
 names: most of the sentence's content words that are not already in the question (the new
 information: names, numbers, terms) occur in that snippet, and every number does; and the
-sentence it cites must itself mention something the question asks about (one content word), so a
-name merely found in a passage is not passed off as the answer. A marker that
+sentence it cites (or the one before it, which sets its topic) must mention something the question
+asks about (one content word), so a name merely found in a passage is not passed off as the answer. A marker that
 points past the snippets or at one that does not support its sentence is moved to the snippet
 that does, or removed; an uncited sentence gets the snippet that supports it; a sentence no snippet
 supports is dropped; an answer left with no supported sentence becomes a refusal. Inside the
@@ -162,6 +162,14 @@ def citation_span(claim_words: set[str], snippet: Snippet, document: str) -> tup
     return start, end
 
 
+def _topic_start(snippet: Snippet, start: int) -> int:
+    """Where the cited span's topic is set: the start of the passage sentence before ``start``, if
+    any ("Super Bowl 50 was a game. The Broncos won." answers "Who won Super Bowl 50?")."""
+    passage = snippet.passage
+    before = [passage.start + s for s, e in split_sentences(passage.text) if passage.start + e <= start]
+    return before[-1] if before else start
+
+
 def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str]) -> Verified:
     """Check every claim of ``raw`` against the snippets; see the module docstring for the rules."""
     text = raw.strip()
@@ -193,7 +201,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
             continue
         snippet = next(s for s in snippets if s.n == chosen)
         start, end = citation_span(new, snippet, documents[snippet.passage.doc])
-        if asked and not asked & content_words(documents[snippet.passage.doc][start:end]):
+        if asked and not asked & content_words(documents[snippet.passage.doc][_topic_start(snippet, start):end]):
             notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
             continue
         kept.append((claim, chosen, new))

@@ -111,3 +111,12 @@ def test_a_name_found_in_a_passage_that_says_nothing_of_the_question_is_not_an_a
     # the same answer to a question its source does speak of is kept
     kept = verify("Pierre Vimont [2].", SNIPPETS, "Who was Macron's envoy?", DOCS)
     assert not kept.refused and "Vimont" in kept.citations[0].text
+
+
+def test_the_sentence_before_a_cited_one_can_carry_the_question_topic():
+    doc = "Super Bowl 50 was an American football game. The Denver Broncos defeated the Carolina Panthers."
+    passage = Passage("b.txt#1", "b.txt", 0, len(doc), doc, title="Super Bowl 50")
+    start = doc.index("The Denver")
+    s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 0, len(doc), doc)
+    result = verify("Denver Broncos [1].", [s], "Which team won Super Bowl 50?", {"b.txt": doc})
+    assert not result.refused and result.citations[0].start == start  # cited: the Broncos sentence only
