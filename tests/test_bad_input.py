@@ -115,6 +115,13 @@ SITECUSTOMIZE = textwrap.dedent('''
     if os.environ.get("QA_TEST_EGRESS_LOG"):
         _guard_egress(os.environ["QA_TEST_EGRESS_LOG"])
 
+    if os.environ.get("QA_TEST_PAUSE"):
+        # a test that interrupts the build needs Ctrl-C to work even when pytest itself was started as
+        # a background job, which makes the shell ignore SIGINT in it and in every process it starts
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
     _fakes = set(filter(None, os.environ.get("QA_TEST_FAKES", "").split(",")))
     if _fakes or os.environ.get("QA_TEST_PAUSE"):
         sys.path.insert(0, os.environ["QA_TEST_DIR"])

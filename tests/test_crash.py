@@ -132,7 +132,7 @@ def test_ctrl_c_during_indexing_removes_the_half_written_version(tmp_path: Path,
     wait_for(signal_file, process)
     assert list(index_dir.glob(".tmp-v-*"))
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=180)
+    _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and err.decode().strip().splitlines()[-1] == "qa: interrupted"
     assert "Traceback" not in err.decode()
     assert sorted(p.name for p in index_dir.iterdir()) == sorted([".lock", "CURRENT", before.path.name])
