@@ -176,9 +176,10 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
     if not text or is_refusal(text) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
     asked = content_words(question)
+    by_n = {s.n: s for s in snippets}
     snippet_words = {s.n: _informative_words(s.text) for s in snippets}
     notes: list[str] = []
-    kept: list[tuple[Claim, int, set[str]]] = []  # claim, supporting snippet, its words
+    kept: list[tuple[Claim, Snippet, tuple[int, int]]] = []  # claim, supporting snippet, cited span
     for claim in split_claims(text):
         new = content_words(claim.text) - asked  # what the sentence adds to the question
         scores = {n: support(new, snippet_words[n]) for n in snippet_words}
@@ -199,22 +200,20 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         else:
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
             continue
-        snippet = next(s for s in snippets if s.n == chosen)
+        snippet = by_n[chosen]
         start, end = citation_span(new, snippet, documents[snippet.passage.doc])
         if asked and not asked & content_words(documents[snippet.passage.doc][_topic_start(snippet, start):end]):
             notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
             continue
-        kept.append((claim, chosen, new))
+        kept.append((claim, snippet, (start, end)))
     if not kept:
         return Verified(REFUSAL, (), True, tuple(notes + ["no sentence of the answer is supported by the passages"]))
-    by_n = {s.n: s for s in snippets}
     numbering: dict[int, int] = {}
     spans: dict[int, tuple[int, int]] = {}
     parts = []
-    for claim, n, words in kept:
+    for claim, snippet, (start, end) in kept:
+        n = snippet.n
         numbering.setdefault(n, len(numbering) + 1)
-        snippet = by_n[n]
-        start, end = citation_span(words, snippet, documents[snippet.passage.doc])
         if n in spans:
             start, end = min(start, spans[n][0]), max(end, spans[n][1])
         spans[n] = (start, end)
