@@ -102,6 +102,21 @@ class ScriptedGenerator:
             yield piece
 
 
+def fake_pipelines(monkeypatch, reply) -> list:
+    """Make every ``qa.pipeline.Pipeline(settings)`` built from now on (as ``qa eval`` builds one) use the
+    keyword encoder and a generator scripted by ``reply``; returns the list of pipelines made, in order."""
+    import qa.pipeline
+
+    real, made = qa.pipeline.Pipeline, []
+
+    def make(settings):
+        made.append(real(settings, encoder=KeywordEncoder(), generator=ScriptedGenerator(reply)))
+        return made[-1]
+
+    monkeypatch.setattr(qa.pipeline, "Pipeline", make)
+    return made
+
+
 @pytest.fixture
 def scripted():
     return ScriptedGenerator

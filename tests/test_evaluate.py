@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEEDS, SHARED, KeywordEncoder, ScriptedGenerator
+from conftest import ROOT, SEEDS, SHARED, fake_pipelines
 from qa import evaluate
 from qa.errors import GenerationError, ModelNotFound, QuestionFileError
 from qa.evaluate import read_questions, read_results, run_eval
@@ -251,12 +251,8 @@ def dev_reply(messages) -> str:
 @pytest.fixture
 def fake_pipeline(monkeypatch, tmp_path):
     """``qa eval`` builds its Pipeline with the keyword encoder and a scripted generator."""
-    import qa.pipeline
-
-    real = qa.pipeline.Pipeline
-    monkeypatch.setattr(qa.pipeline, "Pipeline", lambda settings: real(
-        settings, encoder=KeywordEncoder(), generator=ScriptedGenerator(dev_reply)))
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    return fake_pipelines(monkeypatch, dev_reply)
 
 
 def test_qa_eval_on_the_dev_set(fake_pipeline, tmp_path, capsys):
@@ -294,21 +290,13 @@ def test_qa_eval_default_paths_and_report(fake_pipeline, tmp_path, monkeypatch):
     assert (tmp_path / "rep" / "index.html").is_file()
 
 
-def test_qa_eval_style_short_changes_the_system_prompt(monkeypatch, tmp_path):
-    import qa.pipeline
+def test_qa_eval_style_short_changes_the_system_prompt(fake_pipeline, tmp_path):
     from qa.prompt import STYLES
 
-    real, generators = qa.pipeline.Pipeline, []
-
-    def make(settings):
-        generators.append(ScriptedGenerator(dev_reply))
-        return real(settings, encoder=KeywordEncoder(), generator=generators[-1])
-
-    monkeypatch.setattr(qa.pipeline, "Pipeline", make)
     out = tmp_path / "r.jsonl"
     assert evaluate.main([str(DEV), "--out", str(out), "--limit", "1", "--style", "short", "--corpus", str(SEEDS),
                           "--index-dir", str(tmp_path / "idx")]) == 0
-    assert {prompt[0]["content"] for prompt in generators[0].prompts} == {STYLES["short"]}
+    assert {prompt[0]["content"] for prompt in fake_pipeline[0].generator.prompts} == {STYLES["short"]}
     assert json.loads(out.with_name("r.summary.json").read_text())["settings"]["style"] == "short"
 
 

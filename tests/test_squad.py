@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, KeywordEncoder, ScriptedGenerator
+from conftest import SHARED, fake_pipelines
 from embeddings.documents import load_corpus
 from qa import evaluate, squad
 from qa.errors import QuestionFileError
@@ -276,18 +276,8 @@ def squad_reply(messages) -> str:
 
 @pytest.fixture
 def fake_pipeline(monkeypatch, tmp_path):
-    import qa.pipeline
-
-    real = qa.pipeline.Pipeline
-    encoders: list[KeywordEncoder] = []
-
-    def make(settings):
-        encoders.append(KeywordEncoder())
-        return real(settings, encoder=encoders[-1], generator=ScriptedGenerator(squad_reply))
-
-    monkeypatch.setattr(qa.pipeline, "Pipeline", make)
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
-    return encoders
+    return fake_pipelines(monkeypatch, squad_reply)
 
 
 def test_qa_eval_squad_end_to_end(fake_pipeline, tiny_file, tmp_path, capsys):
@@ -314,7 +304,7 @@ def test_qa_eval_squad_end_to_end(fake_pipeline, tiny_file, tmp_path, capsys):
     # a second run reuses the corpus and the index: nothing is embedded again
     assert evaluate.main(["--squad", str(tiny_file), "--limit", "3", "--out", str(out), "--resume"]) == 0
     asked = {qa["question"] for a in TINY["data"] for p in a["paragraphs"] for qa in p["qas"]}
-    assert set(fake_pipeline[-1].encoded) - {"warm up"} <= asked  # questions (and the warm-up query) only
+    assert set(fake_pipeline[-1].encoder.encoded) - {"warm up"} <= asked  # questions (and the warm-up query) only
     assert json.loads((tmp_path / "r.summary.json").read_text())["index_reused"] is True
 
 
