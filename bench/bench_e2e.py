@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import machine_info, write_result  # noqa: E402
+from bench.common import decode_bound, error_row, machine_info, write_result  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_generate import measure_bandwidth  # noqa: E402
@@ -145,11 +145,10 @@ def table(rows: list[dict], bandwidth_gb_s: float) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['backend']} | {r['model']} | error: {r['error'][-160:]!r} |")
+        if failed := error_row(r, 160):
+            lines.append(failed)
             continue
-        bound = bandwidth_gb_s * 1e9 / r["weights_bytes"]
-        ratio = f"{r['decode_tok_s'] / bound:.2f}" if r["decode_tok_s"] else "-"
+        bound, ratio = decode_bound(r, bandwidth_gb_s)
         lines.append(
             f"| {r['backend']} | {r['model']} | {r['questions']} ({r['answered_by_model']} generated) "
             f"| {r['load_s']} | {_s(r['latency_p50_s'])} / {_s(r['latency_p95_s'])} "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import machine_info, write_result  # noqa: E402
+from bench.common import decode_bound, error_row, machine_info, write_result  # noqa: E402
 
 PASSAGE = (
     "The harbour town of Vimont was founded in 1642 by fishermen from the northern coast. "
@@ -204,11 +204,10 @@ def table(rows: list[dict], bandwidth_gb_s: float) -> str:
     )
     lines = [head]
     for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['backend']} | {r['model']} | error: {r['error'][-120:]!r} |")
+        if failed := error_row(r, 120):
+            lines.append(failed)
             continue
-        bound = bandwidth_gb_s * 1e9 / r["weights_bytes"]
-        frac = f"{r['decode_tok_s'] / bound:.2f}" if r["decode_tok_s"] else "-"
+        bound, frac = decode_bound(r, bandwidth_gb_s)
         lines.append(
             f"| {r['backend']} | {r['model']} | {r['load_s']} | {r['prompt_tok_s']} "
             f"({r['prompt_tokens']} tok in {r['uncached_ttft_s']} s) | {r['cached_prefix_ttft_s']} "

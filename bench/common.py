@@ -22,3 +22,15 @@ def write_result(out: str | os.PathLike, result: dict) -> None:
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)
     print(f"wrote {out}")
+
+
+def error_row(row: dict, width: int) -> str | None:
+    """The markdown table row of a configuration that failed (its last ``width`` characters), else None."""
+    return f"| {row['backend']} | {row['model']} | error: {row['error'][-width:]!r} |" if "error" in row else None
+
+
+def decode_bound(row: dict, bandwidth_gb_s: float) -> tuple[float, str]:
+    """(bound tok/s, decode/bound) of a result row: each token reads every weight byte once, so decode
+    cannot beat bandwidth / ``weights_bytes``."""
+    bound = bandwidth_gb_s * 1e9 / row["weights_bytes"]
+    return bound, f"{row['decode_tok_s'] / bound:.2f}" if row["decode_tok_s"] else "-"
