@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +67,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(log: Path, *, env: dict | None = None, start_timeout_s: float = 900) -> Iterator[tuple[str, int]]:
+    """``python app.py`` on a free loopback port, as a user starts it: yields (url, port) once the page
+    answers (the first start builds the index and loads the model), stops the server afterwards.
+    Fails with the end of the app's log if it exits or never answers."""
+    port = free_port()
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                direct.open(url, timeout=5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not answer on {url} within {start_timeout_s} s:\n{log.read_text()[-3000:]}")
+                time.sleep(2)
+        yield url, port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def write_corpus(root: Path, files: dict[str, str | bytes]) -> Path:

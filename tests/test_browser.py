@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -31,37 +27,10 @@ START_TIMEOUT_S = 900  # first start: assemble the model, build the index, load 
 ANSWER_TIMEOUT_MS = 240_000  # one answer on a busy 2-core machine
 
 
-def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with direct.open(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(2)
-    pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_up(url, process, log)
+    with running_app(tmp_path_factory.mktemp("app") / "app.log", start_timeout_s=START_TIMEOUT_S) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")

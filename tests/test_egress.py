@@ -14,14 +14,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, free_port
+from conftest import ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, free_port, running_app
 from test_app import VIMONT_Q, outbound, reply  # noqa: F401 - outbound is a fixture
 from test_bad_input import harness_env
 
@@ -215,29 +214,9 @@ def test_uploaded_file_names_cannot_escape_the_upload_folder(library: app.Librar
 @pytest.mark.model
 def test_the_real_app_answers_with_no_connection_off_the_machine(tmp_path: Path):
     env, log = guarded_env(tmp_path, fakes="", own_cache=False)
-    port = free_port()
-    with open(tmp_path / "app.log", "w") as out:
-        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 900
-        while True:
-            assert process.poll() is None, (tmp_path / "app.log").read_text()[-3000:]
-            try:
-                DIRECT.open(url, timeout=5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "app.py did not start"
-                time.sleep(2)
+    with running_app(tmp_path / "app.log", env=env) as (url, port):
         assert set(listening_addresses(port)) <= LOOPBACK
         result = rest_ask(url, VIMONT_Q)
         assert result["question"] == VIMONT_Q and result["passages"]
         assert not result["refused"] and "Vimont" in result["answer"]
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
     assert egress(log) == [], egress(log)
