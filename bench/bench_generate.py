@@ -1,4 +1,4 @@
-"""Benchmark the generate step: each backend x packaged model, plus llama.cpp thread counts.
+"""Benchmark the generate step: each backend x packaged model, llama.cpp weight layouts and thread counts.
 
 The one decision: every configuration runs in its own subprocess, so load time and peak RSS
 belong to that configuration alone, and OMP_WAIT_POLICY is set before OpenMP starts.
@@ -68,8 +68,9 @@ def timed(gen, msgs: list[dict], max_tokens: int) -> dict:
 
 
 def run_one(
-    backend: str, model: str, threads: int | None, batch_threads: int | None, max_tokens: int
-) -> dict:
+    backend: str, model: str, threads: int | None, batch_threads: int | None, max_tokens: int,
+    repack: bool = False,
+) -> dict:  # fmt: skip
     """One configuration, in this process: load, uncached prompt, cached prefix, decode."""
     from qa.generate import LlamaCppGenerator, load_generator
     from qa.models import resolve_model
@@ -77,7 +78,7 @@ def run_one(
     spec = resolve_model(model)
     path = spec.path()
     if backend == "llama":
-        gen = LlamaCppGenerator(spec, threads=threads, batch_threads=batch_threads)
+        gen = LlamaCppGenerator(spec, threads=threads, batch_threads=batch_threads, repack=repack)
     else:
         gen = load_generator(spec, backend=backend, threads=threads)
     start = time.perf_counter()
@@ -96,6 +97,7 @@ def run_one(
         "model": model,
         "threads": getattr(gen, "threads", None),
         "batch_threads": getattr(gen, "batch_threads", None),
+        "repack": getattr(gen, "repack", None),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "model_file_bytes": os.path.getsize(path),
         "weights_bytes": weights,
@@ -132,15 +134,17 @@ def measure_bandwidth(repeats: int = 5) -> dict:
 
 def spawn(
     backend: str, model: str, max_tokens: int, env: dict, threads: int | None = None,
-    batch_threads: int | None = None, timeout: float = 600,
+    batch_threads: int | None = None, timeout: float = 600, repack: bool = False,
 ) -> dict:  # fmt: skip
     """Run one configuration in a fresh interpreter; returns its JSON line."""
     command = [sys.executable, __file__, "--one", backend, model, "--max-tokens", str(max_tokens)]
+    if repack:
+        command.append("--repack")
     if threads:
         command += ["--threads", str(threads)]
     if batch_threads:
         command += ["--batch-threads", str(batch_threads)]
-    failed = {"backend": backend, "model": model, "threads": threads, "batch_threads": batch_threads}
+    failed = {"backend": backend, "model": model, "threads": threads, "batch_threads": batch_threads, "repack": repack}
     try:
         done = subprocess.run(
             command, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
@@ -208,11 +212,27 @@ def table(rows: list[dict], bandwidth_gb_s: float) -> str:
             lines.append(failed)
             continue
         bound, frac = decode_bound(r, bandwidth_gb_s)
+        backend = r["backend"] + (" (repacked)" if r.get("repack") else "")
         lines.append(
-            f"| {r['backend']} | {r['model']} | {r['load_s']} | {r['prompt_tok_s']} "
+            f"| {backend} | {r['model']} | {r['load_s']} | {r['prompt_tok_s']} "
             f"({r['prompt_tokens']} tok in {r['uncached_ttft_s']} s) | {r['cached_prefix_ttft_s']} "
             f"| {r['decode_tok_s']} | {bound:.1f} | {frac} | {r['peak_rss_mib']} |"
         )
+    return "\n".join(lines)
+
+
+def layout_table(rows: list[dict]) -> str:
+    """llama.cpp's plain (mmapped) weight layout against its repacked one, as ratios from this run."""
+    lines = ["| model | prompt tok/s plain / repacked | decode tok/s plain / repacked |", "| --- | --- | --- |"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        runs = [r for r in rows if r["backend"] == "llama" and r["model"] == model and "error" not in r]
+        pair = {r.get("repack"): r for r in runs}
+        if False in pair and True in pair:
+            plain, packed = pair[False], pair[True]
+            lines.append(
+                f"| {model} | {plain['prompt_tok_s'] / packed['prompt_tok_s']:.2f} "
+                f"| {plain['decode_tok_s'] / packed['decode_tok_s']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -225,10 +245,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-threads", type=int, default=None)
     parser.add_argument("--no-sweep", action="store_true", help="skip the llama thread sweep")
+    parser.add_argument("--repack", action="store_true", help=argparse.SUPPRESS)  # with --one
     parser.add_argument("--one", nargs=2, metavar=("BACKEND", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one, args.threads, args.batch_threads, args.max_tokens)))
+        print(json.dumps(run_one(*args.one, args.threads, args.batch_threads, args.max_tokens, args.repack)))
         return
 
     load_before = os.getloadavg()
@@ -239,10 +260,12 @@ def main() -> None:
         for model in args.models.split(","):
             # transformers on CPU decodes float32 weights at a few tokens/s: keep it short
             tokens = args.max_tokens if backend == "llama" else min(args.max_tokens, 16)
-            rows.append(spawn(backend, model, tokens, {}, args.threads, args.batch_threads))
-            print(f"done {backend} {model}: {json.dumps(rows[-1])[:300]}", flush=True)
+            # llama.cpp also runs with its repacked weight layout (its own default), to compare in this run
+            for repack in (False, True) if backend == "llama" else (False,):
+                rows.append(spawn(backend, model, tokens, {}, args.threads, args.batch_threads, repack=repack))
+                print(f"done {backend} {model}: {json.dumps(rows[-1])[:300]}", flush=True)
     sweep = [] if args.no_sweep else thread_sweep("default", min(args.max_tokens, 48))
-    report = table(rows, bandwidth["read_matvec_gb_s"])
+    report = table(rows, bandwidth["read_matvec_gb_s"]) + "\n\n" + layout_table(rows)
     print(report)
     result = {
         "machine": machine_info(load_before, **bandwidth),
