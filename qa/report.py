@@ -79,7 +79,7 @@ def accuracy_chart(rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) 
     judged = [c for values in by_type.values() for c in values]
     bars = sorted(by_type.items()) + ([("all questions", judged)] if len(by_type) > 1 else [])
     width, left, row = 460, 118, 30
-    span = width - left - 70
+    span = width - left - 100  # room on the right for "100% n=10000"
     height = row * len(bars) + 36
     parts = [_grid_x(left, span, 10, height - 22, [0, 0.25, 0.5, 0.75, 1.0], lambda v: f"{v:.0%}")]
     for i, (name, values) in enumerate(bars):

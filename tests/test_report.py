@@ -184,3 +184,30 @@ def test_report_renders_in_chromium(tmp_path, page_html):
             browser.close()
     assert requests == [path.as_uri()]
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_chart_labels_stay_inside_their_plot(tmp_path):
+    """A 1,000-question run once showed its "n=1000" clipped to "n=100" at the plot's right edge."""
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is missing: apt-get update && apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    rows = [({"scores": {"correct": True}}, {"type": "answerable"}) for _ in range(1000)]
+    rows += [({"scores": {"correct": i % 2 == 0}}, {"type": "unanswerable"}) for i in range(10000)]
+    path = tmp_path / "chart.html"
+    path.write_text(f"<!doctype html><html><body>{report.accuracy_chart(rows)}</body></html>", encoding="utf-8")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(path.as_uri())
+            plot = page.locator("svg").bounding_box()
+            texts = page.locator("svg text")
+            labels = [texts.nth(i).inner_html() for i in range(texts.count())]
+            assert any("n=10000" in label for label in labels) and any("100%" in label for label in labels)
+            for i in range(texts.count()):
+                box = texts.nth(i).bounding_box()
+                assert box["x"] >= plot["x"] and box["x"] + box["width"] <= plot["x"] + plot["width"], labels[i]
+        finally:
+            browser.close()
