@@ -20,6 +20,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 SHARED = ROOT.parent / "shared"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never downloaded (make browser installs it)
+CHROMIUM_ARGS = [
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # nothing but loopback resolves
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
 
 
 class KeywordEncoder:
@@ -158,3 +164,16 @@ def fake_pipelines(monkeypatch, reply) -> list:
 @pytest.fixture
 def scripted():
     return ScriptedGenerator
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium, kept on loopback; a browser test fails (not skips) without it."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browser, or apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -17,12 +17,6 @@ from conftest import ROOT, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # nothing but loopback resolves
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 START_TIMEOUT_S = 900  # first start: assemble the model, build the index, load and warm up
 ANSWER_TIMEOUT_MS = 240_000  # one answer on a busy 2-core machine
 
@@ -31,18 +25,6 @@ ANSWER_TIMEOUT_MS = 240_000  # one answer on a busy 2-core machine
 def server(tmp_path_factory) -> Iterator[str]:
     with running_app(tmp_path_factory.mktemp("app") / "app.log", start_timeout_s=START_TIMEOUT_S) as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browser, or apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

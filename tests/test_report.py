@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import re
-from pathlib import Path
 
 import pytest
 
@@ -144,70 +143,55 @@ def test_diagnose(result, question, expected):
 
 # --- in a real browser -----------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--no-sandbox", "--disable-gpu"]
-
 
 @pytest.mark.browser
-def test_report_renders_in_chromium(tmp_path, page_html):
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: apt-get update && apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
+def test_report_renders_in_chromium(browser, tmp_path, page_html):
     path = tmp_path / "index.html"
     path.write_text(page_html, encoding="utf-8")
     requests = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(path.as_uri())
-            for figure in ("#plot-accuracy", "#plot-latency", "#plot-recall"):
-                box = page.locator(f"{figure} svg").bounding_box()
-                assert box and box["width"] > 300 and box["height"] > 40, figure
-            assert page.locator("#plot-accuracy rect.bar").count() == 4
-            assert page.locator("#plot-latency rect.bar").count() == 12
-            assert page.locator("#plot-recall polyline.curve").count() == 1
-            widths = [page.locator("#plot-accuracy rect.bar").nth(i).bounding_box()["width"] for i in range(4)]
-            assert widths[2] < 5 < widths[0]  # unanswerable 0%, factoid 33%
-            rows = page.locator("#failures-table tbody tr")
-            assert rows.count() == 4
-            assert page.locator("#failures h2").inner_text() == "Failures (4 of 5)"
-            first = rows.first
-            assert not first.locator("ol").is_visible()  # passages start folded
-            first.locator("details summary").click()
-            assert first.locator("ol li").count() == 2 and first.locator("mark").first.is_visible()
-            assert "wrong answer" in first.locator("td.why").inner_text()
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        for figure in ("#plot-accuracy", "#plot-latency", "#plot-recall"):
+            box = page.locator(f"{figure} svg").bounding_box()
+            assert box and box["width"] > 300 and box["height"] > 40, figure
+        assert page.locator("#plot-accuracy rect.bar").count() == 4
+        assert page.locator("#plot-latency rect.bar").count() == 12
+        assert page.locator("#plot-recall polyline.curve").count() == 1
+        widths = [page.locator("#plot-accuracy rect.bar").nth(i).bounding_box()["width"] for i in range(4)]
+        assert widths[2] < 5 < widths[0]  # unanswerable 0%, factoid 33%
+        rows = page.locator("#failures-table tbody tr")
+        assert rows.count() == 4
+        assert page.locator("#failures h2").inner_text() == "Failures (4 of 5)"
+        first = rows.first
+        assert not first.locator("ol").is_visible()  # passages start folded
+        first.locator("details summary").click()
+        assert first.locator("ol li").count() == 2 and first.locator("mark").first.is_visible()
+        assert "wrong answer" in first.locator("td.why").inner_text()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    finally:
+        page.close()
     assert requests == [path.as_uri()]
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
 @pytest.mark.browser
-def test_chart_labels_stay_inside_their_plot(tmp_path):
+def test_chart_labels_stay_inside_their_plot(browser, tmp_path):
     """A 1,000-question run once showed its "n=1000" clipped to "n=100" at the plot's right edge."""
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: apt-get update && apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
     rows = [({"scores": {"correct": True}}, {"type": "answerable"}) for _ in range(1000)]
     rows += [({"scores": {"correct": i % 2 == 0}}, {"type": "unanswerable"}) for i in range(10000)]
     path = tmp_path / "chart.html"
     path.write_text(f"<!doctype html><html><body>{report.accuracy_chart(rows)}</body></html>", encoding="utf-8")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(path.as_uri())
-            plot = page.locator("svg").bounding_box()
-            texts = page.locator("svg text")
-            labels = [texts.nth(i).inner_html() for i in range(texts.count())]
-            assert any("n=10000" in label for label in labels) and any("100%" in label for label in labels)
-            for i in range(texts.count()):
-                box = texts.nth(i).bounding_box()
-                assert box["x"] >= plot["x"] and box["x"] + box["width"] <= plot["x"] + plot["width"], labels[i]
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(path.as_uri())
+        plot = page.locator("svg").bounding_box()
+        texts = page.locator("svg text")
+        labels = [texts.nth(i).inner_html() for i in range(texts.count())]
+        assert any("n=10000" in label for label in labels) and any("100%" in label for label in labels)
+        for i in range(texts.count()):
+            box = texts.nth(i).bounding_box()
+            assert box["x"] >= plot["x"] and box["x"] + box["width"] <= plot["x"] + plot["width"], labels[i]
+    finally:
+        page.close()
