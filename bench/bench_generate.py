@@ -144,7 +144,9 @@ def spawn(
         command += ["--threads", str(threads)]
     if batch_threads:
         command += ["--batch-threads", str(batch_threads)]
-    failed = {"backend": backend, "model": model, "threads": threads, "batch_threads": batch_threads, "repack": repack}
+    failed = {
+        "backend": backend, "model": model, "threads": threads, "batch_threads": batch_threads, "repack": repack,
+    }  # fmt: skip
     try:
         done = subprocess.run(
             command, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout

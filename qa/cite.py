@@ -201,8 +201,9 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
             continue
         snippet = by_n[chosen]
-        start, end = citation_span(new, snippet, documents[snippet.passage.doc])
-        if asked and not asked & content_words(documents[snippet.passage.doc][_topic_start(snippet, start):end]):
+        document = documents[snippet.passage.doc]
+        start, end = citation_span(new, snippet, document)
+        if asked and not asked & content_words(document[_topic_start(snippet, start) : end]):
             notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
             continue
         kept.append((claim, snippet, (start, end)))
