@@ -1,11 +1,13 @@
 """The answer pipeline end to end with fakes (keyword encoder, scripted generator)."""
 
+import re
+
 import pytest
 
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.pipeline import Conversation, Pipeline
-from qa.prompt import STYLES
+from qa.prompt import DEMONSTRATIONS, STYLES, build_messages
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer, Retrieved, Token
 
@@ -38,9 +40,25 @@ def test_prompt_numbers_snippets_and_keeps_system_prompt_fixed(seeds_copy, tmp_p
     pipeline.answer("Who was the special envoy?")
     pipeline.answer("What about the INF treaty?")
     first, second = generator.prompts
-    assert first[0] == second[0] and first[0]["role"] == "system"
-    user = first[1]["content"]
+    assert first[:-1] == second[:-1] and first[0]["role"] == "system"  # the whole prefix is fixed: cached
+    user = first[-1]["content"]
     assert user.startswith("Passages:\n[1] «") and user.rstrip().endswith("Question: Who was the special envoy?")
+
+
+def test_demonstrations_come_before_the_question_as_alternating_turns_in_the_real_format():
+    messages = build_messages([], "Who?")
+    demos = messages[1:-1]
+    assert len(demos) == 2 * len(DEMONSTRATIONS) > 0
+    assert [m["role"] for m in demos] == ["user", "assistant"] * len(DEMONSTRATIONS)
+    for (asked, reply), demo in zip(zip(demos[::2], demos[1::2]), DEMONSTRATIONS):
+        head, _, question = asked["content"].rpartition("\n\nQuestion: ")
+        assert question == demo.question and head.startswith("Passages:\n[1] «")
+        assert len(head.splitlines()) == 1 + len(demo.passages)
+        assert reply["content"] == demo.reply
+        assert reply["content"] == REFUSAL or re.search(r"\[\d\]\.$", reply["content"])  # cited like a real reply
+    assert any(d.reply == REFUSAL for d in DEMONSTRATIONS)  # refusing is demonstrated too
+    assert messages[-1] == {"role": "user", "content": "Passages:\n\nQuestion: Who?"}
+    assert build_messages([], "Who?", style="short")[1:] == [messages[-1]]  # the short style has none
 
 
 def test_short_style_asks_for_only_the_answer_words_and_still_cites(seeds_copy, tmp_path):
