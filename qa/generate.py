@@ -12,6 +12,7 @@ shared system + passages prefix in its KV cache across calls.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import queue
@@ -222,7 +223,12 @@ class LlamaCppGenerator:
 
 class TransformersGenerator:
     """Hugging Face transformers on CPU: a GGUF file (dequantised to float32), a model
-    directory or a hub id; greedy `model.generate` streamed through TextIteratorStreamer."""
+    directory or a hub id; greedy `model.generate` streamed through TextIteratorStreamer.
+
+    Like llama.cpp's prefix cache, it keeps the KV cache of everything before the last turn (the
+    fixed system prompt and worked exchanges) and reuses it while that prefix stays the same, so
+    each question pays only for its own turn.
+    """
 
     def __init__(
         self, model: str | os.PathLike[str] | ModelSpec, *, threads: int | None = None
@@ -232,11 +238,32 @@ class TransformersGenerator:
         self.threads = threads
         self._model: Any = None
         self._tokenizer: Any = None
+        self._prefix: tuple[tuple[int, ...], Any] | None = None  # (token ids, KV cache) of the last prefix
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()
 
     def warm_up(self) -> None:
         self._load()
+
+    def _prefix_cache(self, messages: list[dict], input_ids: Any) -> Any:
+        """A copy of the KV cache of ``messages[:-1]``, computed once per distinct prefix; None when
+        there is no earlier turn or its tokens are not a prefix of ``input_ids`` (1, n_tokens)."""
+        if len(messages) < 2:
+            return None
+        import torch
+        from transformers import DynamicCache
+
+        model, tokenizer = self._load()
+        prefix = tokenizer.apply_chat_template(messages[:-1], return_tensors="pt", return_dict=True)["input_ids"]
+        n = prefix.shape[1]
+        if n >= input_ids.shape[1] or not torch.equal(input_ids[0, :n], prefix[0]):
+            return None
+        key = tuple(prefix[0].tolist())
+        if self._prefix is None or self._prefix[0] != key:
+            with torch.no_grad():
+                cache = model(input_ids=prefix, past_key_values=DynamicCache(), use_cache=True).past_key_values
+            self._prefix = (key, cache)
+        return copy.deepcopy(self._prefix[1])  # generate() extends the cache it is given
 
     def _load(self) -> tuple[Any, Any]:
         with self._load_lock:
@@ -313,6 +340,9 @@ class TransformersGenerator:
                     streamer.end()  # unblocks the loop below even when generate failed
 
             with self._generate_lock:
+                cache = self._prefix_cache(messages, inputs["input_ids"])
+                if cache is not None:
+                    options["past_key_values"] = cache
                 worker = threading.Thread(target=decode, name="transformers-generate", daemon=True)
                 worker.start()
                 for piece in streamer:

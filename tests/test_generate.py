@@ -314,3 +314,22 @@ def test_transformers_small_gguf_streams_the_same_answer(llama_small):
     assert "Paris" in "".join(pieces)
     assert "capital" not in "".join(gen.generate(QUESTION, max_tokens=12, stop=["capital"]))
     assert gen.count_tokens("Hello world") == llama_small.count_tokens("Hello world")
+
+
+@pytest.mark.model
+def test_transformers_reuses_the_kv_cache_of_the_fixed_prefix_and_answers_as_without_it():
+    gen = load_generator("small", backend="transformers", threads=2)
+    prefix = [
+        {"role": "system", "content": "Answer from the passage in a few words and cite it as [1]."},
+        {"role": "user", "content": "[1] The lighthouse of Vimont was built in 1811.\n\nWhen was it built?"},
+        {"role": "assistant", "content": "1811 [1]."},
+    ]
+    ask = lambda q: prefix + [{"role": "user", "content": q}]  # noqa: E731
+    mayor = ask("[1] Marie Duval was the first mayor of Vimont.\n\nWho was the first mayor of Vimont?")
+    cached = "".join(gen.generate(mayor, max_tokens=12))
+    key, cache = gen._prefix
+    assert len(key) > 20  # the system and worked-example turns, tokenised
+    list(gen.generate(ask("[1] The reef lies north of Vimont.\n\nWhere is the reef?"), max_tokens=4))
+    assert gen._prefix[0] == key and gen._prefix[1] is cache  # same prefix: computed once, reused
+    gen._prefix_cache = lambda messages, input_ids: None  # the same generator without prefix reuse
+    assert "Duval" in cached and "".join(gen.generate(mayor, max_tokens=12)) == cached
