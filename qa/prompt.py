@@ -5,7 +5,7 @@ so the model sees a small token budget of *sentences*, not whole passages: the b
 sentences of the top passages (question similarity of their stored sentence vectors, plus shared
 words), grown into contiguous snippets. Each numbered snippet is an exact span of a document, so
 ``[n]`` in the answer maps straight back to offsets. Everything before the question's own turn
-(the system message and, for the sentence style, worked exchanges) never changes, so llama.cpp
+(the system message and the style's worked exchanges) never changes, so llama.cpp
 serves it from its prefix cache; passage text is fenced and declared to be data.
 """
 
@@ -108,8 +108,42 @@ SHORT_SYSTEM_PROMPT = _system_prompt(
      ("What was the lighthouse built of?", "granite [1]"),
      ("Why did the boats not go out in 1812?", "the harbour froze [2]")],
 )
+# The short style (SQuAD-like spans) is demonstrated the same way, on invented encyclopedia passages: a
+# paraphrased question, a date that is not the first one, a count, a reason as a clause, and a refusal;
+# each reply is the shortest span that answers, cited. On 59 SQuAD v1.1 questions (seed 1, not the seed-0
+# sample reported) exact match went from 0.39 to 0.46 and F1 from 0.51 to 0.54 against no demonstrations.
+_RIVER = ("Velmar River", None, None)
+_TOWN = ("Hallin", None, None)
+_SCHOOL = ("Orrin Institute", None, None)
+_BRIDGE = ("Kessa Bridge", None, None)
+SHORT_DEMONSTRATIONS = tuple(Demonstration(*d) for d in (
+    (((_RIVER, "The Velmar rises in the Ostra Hills and flows 312 kilometres north to the sea. Its largest "
+       "tributary, the Kessa, joins it below the town of Hallin."),
+      (_TOWN, "Hallin was granted a town charter in 1604 by Duke Albrecht II.")),
+     "Which stream is the biggest one feeding the Velmar?",
+     "the Kessa [1]"),
+    (((_BRIDGE, "The bridge over the Kessa was designed in 1887 but did not open until 1893, after a long "
+       "dispute over tolls."),
+      (_TOWN, "Hallin was granted a town charter in 1604 by Duke Albrecht II.")),
+     "When did the bridge finally open to traffic?",
+     "1893 [1]"),
+    (((_SCHOOL, "The Orrin Institute was founded in 1921 by the chemist Lena Voss. It moved to its present "
+       "campus in 1958 and now teaches about 4,000 students in six faculties."),),
+     "How many faculties does the school have?",
+     "six [1]"),
+    (((_TOWN, "Hallin was granted a town charter in 1604 by Duke Albrecht II."),
+      (_RIVER, "Work on the Velmar canal stopped in 1846 because the company had run out of money; it resumed "
+       "only after the state bought the works.")),
+     "Why was construction of the canal halted?",
+     "the company had run out of money [2]"),
+    (((_SCHOOL, "The Orrin Institute was founded in 1921 by the chemist Lena Voss."),
+      (_TOWN, "Hallin was granted a town charter in 1604 by Duke Albrecht II.")),
+     "What is the population of Hallin?",
+     REFUSAL),
+))
 STYLES = {"sentence": SYSTEM_PROMPT, "short": SHORT_SYSTEM_PROMPT}  # answer style -> fixed system prompt
-DEMONSTRATED = {"sentence": DEMONSTRATIONS, "short": ()}  # answer style -> worked exchanges sent before the question
+DEMONSTRATED = {"sentence": DEMONSTRATIONS, "short": SHORT_DEMONSTRATIONS}  # style -> worked exchanges before the question
+
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pytest
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.pipeline import Conversation, Pipeline
-from qa.prompt import DEMONSTRATIONS, STYLES, build_messages
+from qa.prompt import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES, build_messages
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer, Retrieved, Token
 
@@ -45,20 +45,29 @@ def test_prompt_numbers_snippets_and_keeps_system_prompt_fixed(seeds_copy, tmp_p
     assert user.startswith("Passages:\n[1] «") and user.rstrip().endswith("Question: Who was the special envoy?")
 
 
-def test_demonstrations_come_before_the_question_as_alternating_turns_in_the_real_format():
-    messages = build_messages([], "Who?")
+@pytest.mark.parametrize("style", ["sentence", "short"])
+def test_demonstrations_come_before_the_question_as_alternating_turns_in_the_real_format(style):
+    shown = DEMONSTRATED[style]
+    messages = build_messages([], "Who?", style=style)
     demos = messages[1:-1]
-    assert len(demos) == 2 * len(DEMONSTRATIONS) > 0
-    assert [m["role"] for m in demos] == ["user", "assistant"] * len(DEMONSTRATIONS)
-    for (asked, reply), demo in zip(zip(demos[::2], demos[1::2]), DEMONSTRATIONS):
+    assert len(demos) == 2 * len(shown) > 0
+    assert [m["role"] for m in demos] == ["user", "assistant"] * len(shown)
+    for (asked, reply), demo in zip(zip(demos[::2], demos[1::2]), shown):
         head, _, question = asked["content"].rpartition("\n\nQuestion: ")
         assert question == demo.question and head.startswith("Passages:\n[1] «")
         assert len(head.splitlines()) == 1 + len(demo.passages)
         assert reply["content"] == demo.reply
-        assert reply["content"] == REFUSAL or re.search(r"\[\d\]\.$", reply["content"])  # cited like a real reply
-    assert any(d.reply == REFUSAL for d in DEMONSTRATIONS)  # refusing is demonstrated too
+        assert reply["content"] == REFUSAL or re.search(r"\[\d\]\.?$", reply["content"])  # cited like a real reply
+    assert any(d.reply == REFUSAL for d in shown)  # refusing is demonstrated too
     assert messages[-1] == {"role": "user", "content": "Passages:\n\nQuestion: Who?"}
-    assert build_messages([], "Who?", style="short")[1:] == [messages[-1]]  # the short style has none
+
+
+def test_short_demonstrations_answer_with_a_span_copied_from_the_cited_passage():
+    for demo in SHORT_DEMONSTRATIONS:
+        if demo.reply == REFUSAL:
+            continue
+        span, n = re.fullmatch(r"(.+) \[(\d)\]", demo.reply).groups()
+        assert span in demo.passages[int(n) - 1][1] and len(span.split()) <= 8
 
 
 def test_short_style_asks_for_only_the_answer_words_and_still_cites(seeds_copy, tmp_path):
