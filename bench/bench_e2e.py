@@ -9,7 +9,7 @@ own tokens, counted with its tokenizer); the bound is read bandwidth / bytes of 
 token (``bench_generate.measure_bandwidth``). transformers decodes dequantised float32 weights at a
 few tokens/s, so it gets fewer questions unless ``--transformers-limit`` says otherwise.
 
-    .venv/bin/python bench/bench_e2e.py [--backends llama,transformers] [--models default,small]
+    .venv/bin/python bench/bench_e2e.py [--backends ik,llama,transformers] [--models default,small]
                                         [--limit N] [--transformers-limit 3]
 """
 
@@ -169,7 +169,7 @@ def _s(value: float | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=DEV)
-    parser.add_argument("--backends", default="llama,transformers")
+    parser.add_argument("--backends", default="ik,llama,transformers")
     parser.add_argument("--models", default="default,small")
     parser.add_argument("--limit", type=int, default=8,
                         help="questions per llama configuration, evenly spread through the file (default 8; "
@@ -194,7 +194,7 @@ def main() -> int:
     rows = []
     for backend in args.backends.split(","):
         for model in args.models.split(","):
-            limit = args.limit if backend == "llama" else args.transformers_limit
+            limit = args.transformers_limit if backend == "transformers" else args.limit
             started = time.perf_counter()
             rows.append(spawn(backend, model, args.questions, limit, args.embedder, args.timeout))
             shown = {k: v for k, v in rows[-1].items() if k != "per_question"}

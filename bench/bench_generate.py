@@ -73,12 +73,14 @@ def run_one(
 ) -> dict:  # fmt: skip
     """One configuration, in this process: load, uncached prompt, cached prefix, decode."""
     from qa.generate import LlamaCppGenerator, load_generator
+    from qa.ikllama import IkLlamaGenerator
     from qa.models import resolve_model
 
     spec = resolve_model(model)
     path = spec.path()
-    if backend == "llama":
-        gen = LlamaCppGenerator(spec, threads=threads, batch_threads=batch_threads, repack=repack)
+    if backend in LLAMA_CPP:
+        kind = IkLlamaGenerator if backend == "ik" else LlamaCppGenerator
+        gen = kind(spec, threads=threads, batch_threads=batch_threads, repack=repack)
     else:
         gen = load_generator(spec, backend=backend, threads=threads)
     start = time.perf_counter()
@@ -164,10 +166,11 @@ SWEEP = (  # (OMP_WAIT_POLICY, decode threads, prompt threads); "" leaves libgom
     ("PASSIVE", 2, 2),
     ("", 2, 2),
 )
+LLAMA_CPP = ("ik", "llama")  # the llama.cpp builds: ik_llama.cpp and xllamacpp's
 SWEEP_TIMEOUT_S = 150  # spinning threads next to a busy core can crawl at ~1 token/s
 
 
-def thread_sweep(model: str, max_tokens: int) -> list[dict]:
+def thread_sweep(model: str, max_tokens: int, backend: str = "ik") -> list[dict]:
     """llama.cpp prompt/decode speed per SWEEP entry, on a quiet machine and with a busy core."""
     rows = []
     for busy in (False, True):
@@ -177,7 +180,7 @@ def thread_sweep(model: str, max_tokens: int) -> list[dict]:
         try:
             for policy, threads, batch in SWEEP:
                 env = {"OMP_WAIT_POLICY": policy}
-                row = spawn("llama", model, max_tokens, env, threads, batch, SWEEP_TIMEOUT_S)
+                row = spawn(backend, model, max_tokens, env, threads, batch, SWEEP_TIMEOUT_S, repack=backend == "ik")
                 row["busy_core"] = busy
                 row["omp_wait_policy"] = policy or "(libgomp default)"
                 rows.append(row)
@@ -224,15 +227,16 @@ def table(rows: list[dict], bandwidth_gb_s: float) -> str:
 
 
 def layout_table(rows: list[dict]) -> str:
-    """llama.cpp's plain (mmapped) weight layout against its repacked one, as ratios from this run."""
-    lines = ["| model | prompt tok/s plain / repacked | decode tok/s plain / repacked |", "| --- | --- | --- |"]
-    for model in dict.fromkeys(r["model"] for r in rows):
-        runs = [r for r in rows if r["backend"] == "llama" and r["model"] == model and "error" not in r]
+    """Each llama.cpp build's plain (mmapped) weight layout against its repacked one, as ratios from this run."""
+    lines = ["| backend | model | prompt tok/s plain / repacked | decode tok/s plain / repacked |",
+             "| --- | --- | --- | --- |"]
+    for backend, model in dict.fromkeys((r["backend"], r["model"]) for r in rows if r["backend"] in LLAMA_CPP):
+        runs = [r for r in rows if r["backend"] == backend and r["model"] == model and "error" not in r]
         pair = {r.get("repack"): r for r in runs}
         if False in pair and True in pair:
             plain, packed = pair[False], pair[True]
             lines.append(
-                f"| {model} | {plain['prompt_tok_s'] / packed['prompt_tok_s']:.2f} "
+                f"| {backend} | {model} | {plain['prompt_tok_s'] / packed['prompt_tok_s']:.2f} "
                 f"| {plain['decode_tok_s'] / packed['decode_tok_s']:.2f} |"
             )
     return "\n".join(lines)
@@ -242,7 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "generate.json")
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens decoded for decode speed")
-    parser.add_argument("--backends", default="llama,transformers")
+    parser.add_argument("--backends", default="ik,llama,transformers")
     parser.add_argument("--models", default="small,default")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-threads", type=int, default=None)
@@ -261,9 +265,9 @@ def main() -> None:
     for backend in args.backends.split(","):
         for model in args.models.split(","):
             # transformers on CPU decodes float32 weights at a few tokens/s: keep it short
-            tokens = args.max_tokens if backend == "llama" else min(args.max_tokens, 16)
-            # llama.cpp also runs with its repacked weight layout (its own default), to compare in this run
-            for repack in (False, True) if backend == "llama" else (False,):
+            tokens = args.max_tokens if backend in LLAMA_CPP else min(args.max_tokens, 16)
+            # both llama.cpp builds run with the plain and the repacked weight layout, to compare in this run
+            for repack in (False, True) if backend in LLAMA_CPP else (False,):
                 rows.append(spawn(backend, model, tokens, {}, args.threads, args.batch_threads, repack=repack))
                 print(f"done {backend} {model}: {json.dumps(rows[-1])[:300]}", flush=True)
     sweep = [] if args.no_sweep else thread_sweep("default", min(args.max_tokens, 48))

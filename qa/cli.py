@@ -21,7 +21,7 @@ from dataclasses import replace
 from qa.errors import QAError
 from qa.evaluate import add_eval_command
 from qa.pipeline import Pipeline
-from qa.settings import Settings
+from qa.settings import BACKENDS, Settings
 from qa.types import Answer, Token
 
 
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages retrieved (default 5)")
     p.add_argument("--model", help="'default', 'small', a .gguf file or a transformers model (env QA_MODEL)")
-    p.add_argument("--backend", choices=["llama", "transformers"], help="generation backend (env QA_BACKEND)")
+    p.add_argument("--backend", choices=list(BACKENDS), help="generation backend (env QA_BACKEND)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a results line of the eval format)")
     p.add_argument("--short", action="store_true", help="answer with only the words that answer, no sentence")
     p.set_defaults(func=cmd_ask)

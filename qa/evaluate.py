@@ -42,6 +42,7 @@ from qa.errors import (
     QuestionFileError,
 )
 from qa.metrics import format_summary_table, score_result, summarize
+from qa.settings import BACKENDS
 
 Score = Callable[[Mapping[str, Any], Mapping[str, Any]], dict]
 # errors of the setup, not of one question: every later question would fail the same way
@@ -276,7 +277,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     # SUPPRESS: a missing option leaves any value the main parser set (qa --model ... eval) alone
     parser.add_argument("--model", default=argparse.SUPPRESS,
                         help="language model: default, small, a .gguf file or a folder (env QA_MODEL)")
-    parser.add_argument("--backend", default=argparse.SUPPRESS, help="llama or transformers (env QA_BACKEND)")
+    parser.add_argument("--backend", default=argparse.SUPPRESS, choices=list(BACKENDS),
+                        help="generation backend (env QA_BACKEND)")
     parser.add_argument("-k", type=_positive, default=argparse.SUPPRESS,
                         help="passages retrieved per question (env QA_K; default 5)")
     return parser

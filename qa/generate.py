@@ -1,9 +1,10 @@
 """Generate step: stream a greedy chat answer from a language model.
 
 The one decision: one loaded model serves every user, so it loads lazily under a lock and
-generation calls run one at a time; GGUF models go to llama.cpp (xllamacpp) when it is
-installed, because it decodes several times faster than transformers on CPU and keeps the
-shared system + passages prefix in its KV cache across calls.
+generation calls run one at a time; GGUF models go to a llama.cpp build when one is installed,
+because it decodes several times faster than transformers on CPU and keeps the shared system
+prompt and worked exchanges in its KV cache across calls: ik_llama.cpp (``qa.ikllama``, the
+faster one on this CPU), else llama.cpp through xllamacpp's in-process server (below).
 
     >>> gen = load_generator("small")
     >>> "".join(gen.generate([{"role": "user", "content": "Capital of France? One word."}]))
@@ -37,7 +38,7 @@ ROLES = ("system", "user", "assistant")
 _CONTROL_TOKEN = re.compile(
     r"<[|｜][^<>\s|｜]{1,64}[|｜]>|</?(?:s|start_of_turn|end_of_turn|bos|eos|pad|unk)>|\[/?INST\]|<</?SYS>>", re.I
 )
-BACKENDS = ("llama", "transformers")
+BACKENDS = ("ik", "llama", "transformers")
 _DONE = object()  # end-of-stream marker on the queue between worker and consumer
 
 
@@ -70,14 +71,27 @@ def load_generator(
 ) -> Generator:
     """A lazily loading generator for `model` (see `resolve_model`); nothing loads here.
 
-    backend None picks llama.cpp for GGUF models when xllamacpp imports, else transformers;
+    backend None picks, for GGUF models, ik_llama.cpp when ik-llama-cpp-python imports, else
+    llama.cpp when xllamacpp does, else transformers (the only choice for other models); "ik",
     "llama" or "transformers" forces one and raises BackendUnavailable when it cannot serve.
     """
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     if backend not in (None, *BACKENDS):
         raise InvalidArgument(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if backend is None:
-        backend = "llama" if spec.format == "gguf" and _importable("xllamacpp") else "transformers"
+    if backend is None and spec.format == "gguf":
+        backend = next((b for b, m in (("ik", "ik_llama_cpp"), ("llama", "xllamacpp")) if _importable(m)), None)
+    backend = backend or "transformers"
+    if backend == "ik":
+        if spec.format != "gguf":
+            raise BackendUnavailable(
+                f"the ik backend needs a GGUF file; {spec.name!r} is a {spec.source} "
+                "transformers model (use backend='transformers')"
+            )
+        if not _importable("ik_llama_cpp"):
+            raise BackendUnavailable("the ik backend needs ik-llama-cpp-python: pip install ik-llama-cpp-python")
+        from qa.ikllama import IkLlamaGenerator
+
+        return IkLlamaGenerator(spec, threads=threads)
     if backend == "llama":
         if spec.format != "gguf":
             raise BackendUnavailable(
@@ -428,7 +442,7 @@ def _ask_openmp_to_sleep() -> None:
     if "OMP_WAIT_POLICY" in os.environ:
         return
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    if "torch" in sys.modules or "xllamacpp" in sys.modules:
+    if any(m in sys.modules for m in ("torch", "xllamacpp", "ik_llama_cpp")):
         warnings.warn(
             "OMP_WAIT_POLICY=PASSIVE was set after OpenMP loaded (torch imported first); "
             "export it before starting Python or llama.cpp may stall on a busy machine",

@@ -15,7 +15,7 @@ from qa.errors import InvalidArgument
 from qa.retrieve import RetrievalSettings
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"  # the default corpus
-BACKENDS = ("llama", "transformers")
+BACKENDS = ("ik", "llama", "transformers")
 
 
 def default_index_dir(corpus: Path) -> Path:
@@ -31,7 +31,7 @@ class Settings:
     index_dir: Path | None = None  # None: default_index_dir(corpus)
     embedder: str = DEFAULT_EMBEDDER  # packaged name, local path or hub id of a sentence-transformers model
     model: str = "default"  # "default", "small", a .gguf file, a transformers folder or a hub id
-    backend: str | None = None  # "llama" or "transformers"; None picks llama for GGUF files
+    backend: str | None = None  # "ik", "llama" or "transformers"; None: see qa.generate.load_generator
     k: int = 5  # passages retrieved and shown
     auto_update: bool = True  # build a missing index / update a stale one instead of raising
     index: IndexSettings = field(default_factory=IndexSettings)

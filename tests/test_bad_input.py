@@ -278,7 +278,7 @@ def test_api_huge_k_returns_every_passage_once(pipeline: Pipeline):  # A21
     pytest.param({"QA_K": "0"}, "k must be a positive whole number, got 0", id="A23-QA_K-zero"),
     pytest.param({"QA_K": "-4"}, "k must be a positive whole number, got -4", id="A24-QA_K-negative"),
     pytest.param({"QA_K": "2.5"}, "QA_K must be a whole number, got '2.5'", id="A25-QA_K-fraction"),
-    pytest.param({"QA_BACKEND": "vllm"}, "backend must be one of llama, transformers", id="A26-QA_BACKEND-unknown"),
+    pytest.param({"QA_BACKEND": "vllm"}, "backend must be one of ik, llama, transformers", id="A26-QA_BACKEND-unknown"),
 ])
 def test_settings_from_bad_environment_are_a_typed_error(env, message):
     with pytest.raises(InvalidArgument) as caught:
@@ -313,9 +313,10 @@ def test_unknown_model_is_a_typed_error_before_anything_loads(tmp_path: Path, ma
 def test_corrupted_model_file_is_a_typed_error(tmp_path: Path):  # A31
     model = tmp_path / "broken.gguf"
     model.write_bytes(b"GGUF" + b"\x00\xff" * 512)  # a GGUF header and garbage: a cut or damaged download
-    generator = load_generator(model, backend="llama")
-    with pytest.raises(ModelNotFound, match="could not load broken.gguf"):
-        generator.warm_up()
+    for backend in ("llama", "ik"):
+        generator = load_generator(model, backend=backend)
+        with pytest.raises(ModelNotFound, match="could not load broken.gguf"):
+            generator.warm_up()
 
 
 # ---------------------------------------------------------------------- Python API: corpus files

@@ -19,6 +19,7 @@ from qa.generate import (
     cut_at_stop,
     load_generator,
 )
+from qa.ikllama import IkLlamaGenerator
 from qa.models import resolve_model
 
 QUESTION = [
@@ -113,22 +114,29 @@ def test_stream_from_thread_tells_the_producer_when_the_consumer_stops():
 # --- backend choice ----------------------------------------------------------------------
 
 
-def test_load_generator_prefers_llama_for_gguf_without_loading(gguf_file):
+def test_load_generator_prefers_ik_llama_then_llama_for_gguf_without_loading(gguf_file, monkeypatch):
     gen = load_generator(gguf_file)
-    assert isinstance(gen, LlamaCppGenerator) and isinstance(gen, Generator)
-    assert gen.name == "llama.cpp:tiny.gguf" and gen._server is None
+    assert isinstance(gen, IkLlamaGenerator) and isinstance(gen, Generator)
+    assert gen.name == "ik_llama.cpp:tiny.gguf" and gen._api is None
+    real = generate._importable
+    monkeypatch.setattr(generate, "_importable", lambda m: m != "ik_llama_cpp" and real(m))
+    gen = load_generator(gguf_file)
+    assert isinstance(gen, LlamaCppGenerator) and gen.name == "llama.cpp:tiny.gguf" and gen._server is None
+    with pytest.raises(BackendUnavailable, match="pip install ik-llama-cpp-python"):
+        load_generator(gguf_file, backend="ik")
 
 
 def test_load_generator_uses_transformers_for_directories(transformers_dir):
     gen = load_generator(transformers_dir)
     assert isinstance(gen, TransformersGenerator) and gen._model is None
-    with pytest.raises(BackendUnavailable, match="needs a GGUF"):
-        load_generator(transformers_dir, backend="llama")
+    for backend in ("llama", "ik"):
+        with pytest.raises(BackendUnavailable, match="needs a GGUF"):
+            load_generator(transformers_dir, backend=backend)
 
 
 def test_load_generator_falls_back_without_xllamacpp(gguf_file, monkeypatch):
     real = generate._importable
-    monkeypatch.setattr(generate, "_importable", lambda m: m != "xllamacpp" and real(m))
+    monkeypatch.setattr(generate, "_importable", lambda m: m not in ("xllamacpp", "ik_llama_cpp") and real(m))
     assert isinstance(load_generator(gguf_file), TransformersGenerator)
     with pytest.raises(BackendUnavailable, match="pip install xllamacpp"):
         load_generator(gguf_file, backend="llama")
@@ -228,9 +236,10 @@ def test_llama_stops_decoding_when_the_consumer_stops(gguf_file):
 # --- the real packaged models ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def llama_small():
-    gen = load_generator("small", backend="llama")
+@pytest.fixture(scope="module", params=["llama", "ik"])
+def llama_small(request):
+    """The small packaged model on each llama.cpp backend: xllamacpp's server and ik_llama.cpp."""
+    gen = load_generator("small", backend=request.param)
     gen.warm_up()
     return gen
 
@@ -280,17 +289,41 @@ def test_llama_prompt_too_long_is_a_generation_error(llama_small):
 
 
 @pytest.mark.model
-def test_llama_repacked_weight_layout_still_answers(llama_small):
-    assert llama_small.repack is False  # the plain mmapped layout is the default (faster prompts here)
-    packed = LlamaCppGenerator(resolve_model("small"), repack=True)
-    assert "Paris" in "".join(packed.generate(QUESTION, max_tokens=24))
+def test_llama_the_other_weight_layout_still_answers(llama_small):
+    # xllamacpp defaults to the plain mmapped layout, ik_llama.cpp to repacked: both were faster there
+    assert llama_small.repack is isinstance(llama_small, IkLlamaGenerator)
+    other = type(llama_small)(resolve_model("small"), repack=not llama_small.repack)
+    assert "Paris" in "".join(other.generate(QUESTION, max_tokens=24))
+
+
+@pytest.mark.model
+def test_ik_reuses_the_cached_prefix_and_answers_as_from_scratch():
+    gen = load_generator("small", backend="ik")
+    prefix = [
+        {"role": "system", "content": "Answer from the passage in a few words and cite it as [1]."},
+        {"role": "user", "content": "[1] The lighthouse of Vimont was built in 1811.\n\nWhen was it built?"},
+        {"role": "assistant", "content": "1811 [1]."},
+    ]
+    ask = lambda q: prefix + [{"role": "user", "content": q}]  # noqa: E731
+    "".join(gen.generate(ask("[1] Vimont has a harbour.\n\nWhat does Vimont have?"), max_tokens=12))
+    mayor = ask("[1] Marie Duval was the first mayor of Vimont.\n\nWho was the first mayor of Vimont?")
+    evaluated = []
+    real = gen._evaluate
+    gen._evaluate = lambda tokens, start, **kw: (evaluated.append((start, len(tokens))), real(tokens, start, **kw))
+    cached = "".join(gen.generate(mayor, max_tokens=12))
+    shared = len(gen._prompt(prefix))  # the previous question's prompt began with these tokens too
+    assert evaluated[0][0] >= shared - 4  # the prompt is evaluated from the end of the shared prefix on
+    gen._cached = []  # forget what the KV cache holds: everything is evaluated again
+    evaluated.clear()
+    assert "".join(gen.generate(mayor, max_tokens=12)) == cached and "Duval" in cached
+    assert evaluated[0][0] == 0
 
 
 @pytest.mark.model
 def test_llama_default_from_a_local_gguf_path():
     path = resolve_model("default").path()  # the assembled packaged file, loaded as a path
     gen = load_generator(path)
-    assert isinstance(gen, LlamaCppGenerator) and gen.spec.source == "file"
+    assert isinstance(gen, IkLlamaGenerator) and gen.spec.source == "file"
     passages = (
         "Answer from the passages and cite [n].\n\n[1] The lighthouse of Vimont was built "
         "of grey granite in 1811.\n\n[2] Marie Duval was the first mayor of Vimont."
