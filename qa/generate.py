@@ -372,14 +372,14 @@ class TransformersGenerator:
 def cut_at_stop(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
     """Re-yield `pieces`, ending just before the first stop string (which is not yielded).
 
-    Holds back as many characters as a stop string could still need to complete:
+    Holds back only an end of the text that could still grow into a stop string, so a short
+    answer streams as it comes instead of waiting for the characters a stop string would need:
     ["Paris.", "\\n\\nQ"] with stop=["\\n\\n"] -> "Paris." only.
     """
     stop = [s for s in stop if s]
     if not stop:
         yield from pieces
         return
-    keep = max(len(s) for s in stop) - 1
     buffer = ""
     for piece in pieces:
         buffer += piece
@@ -388,12 +388,27 @@ def cut_at_stop(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
             if min(hits):
                 yield buffer[: min(hits)]
             return
-        if len(buffer) > keep:
-            cut = len(buffer) - keep
+        cut = len(buffer) - _stop_prefix_at_end(buffer, stop)
+        if cut:
             yield buffer[:cut]
             buffer = buffer[cut:]
     if buffer:
         yield buffer
+
+
+def _stop_prefix_at_end(text: str, stop: Sequence[str]) -> int:
+    """Length of the longest end of `text` that is the beginning of a stop string.
+
+    >>> _stop_prefix_at_end("Paris.\\nQues", ["\\n\\n", "Question:"]), _stop_prefix_at_end("Paris", ["\\n\\n"])
+    (4, 0)
+    """
+    longest = 0
+    for s in stop:
+        for n in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:n]):
+                longest = n
+                break
+    return longest
 
 
 def _stream_from_thread(run: Callable[[Callable[[Any], bool]], None]) -> Iterator[Any]:

@@ -82,6 +82,19 @@ def test_cut_at_stop(pieces, stop, expected):
     assert all(out)  # never yields empty pieces
 
 
+def test_cut_at_stop_streams_each_piece_unless_it_could_begin_a_stop_string():
+    consumed = []
+
+    def pieces():
+        for piece in ["2014", " [1]", ".", "\n", "Que", "stion:"]:
+            consumed.append(piece)
+            yield piece
+
+    stream = cut_at_stop(pieces(), ["\n\n", "Question:"])
+    assert next(stream) == "2014" and len(consumed) == 1  # not held back for a stop string's length
+    assert list(stream) == [" [1]", ".", "\n"] and consumed[-1] == "stion:"  # "\nQue" waited, then "Que" ended
+
+
 def test_stream_from_thread_passes_items_and_errors():
     assert list(generate._stream_from_thread(lambda emit: [emit(i) for i in range(3)])) == [0, 1, 2]
 
