@@ -60,6 +60,7 @@ class IkLlamaGenerator:
         self._model: Any = None
         self._ctx: Any = None
         self._template = b""
+        self._n_vocab = 0
         self._cached: list[int] = []  # the tokens whose keys and values are in the KV cache, in order
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()
@@ -168,14 +169,14 @@ class IkLlamaGenerator:
             self._evaluate(chunk, start, logits=start + self.n_batch >= len(tokens))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         piece = ctypes.create_string_buffer(256)
-        for _ in range(max_tokens):
-            logits = api.C.llama_get_logits_ith(ctx, -1)
-            token = _argmax(logits, self._n_vocab)
+        for i in range(max_tokens):
+            if i:  # the previous token goes into the cache only now, after it has been shown
+                self._evaluate([token], len(self._cached), logits=True)
+            token = _argmax(api.C.llama_get_logits_ith(ctx, -1), self._n_vocab)
             if api.C.llama_token_is_eog(self._model, token):
                 break
             n = api.C.llama_token_to_piece(self._model, token, piece, len(piece), 0, False)
             text = decoder.decode(piece.raw[: max(n, 0)])
-            self._evaluate([token], len(self._cached), logits=True)
             if text:
                 yield text
         tail = decoder.decode(b"", final=True)
