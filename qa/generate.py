@@ -39,6 +39,7 @@ _CONTROL_TOKEN = re.compile(
     r"<[|｜][^<>\s|｜]{1,64}[|｜]>|</?(?:s|start_of_turn|end_of_turn|bos|eos|pad|unk)>|\[/?INST\]|<</?SYS>>", re.I
 )
 BACKENDS = ("ik", "llama", "transformers")
+GGUF_BACKENDS = {"ik": ("ik_llama_cpp", "ik-llama-cpp-python"), "llama": ("xllamacpp", "xllamacpp")}  # (module, package)
 _DONE = object()  # end-of-stream marker on the queue between worker and consumer
 
 
@@ -79,27 +80,21 @@ def load_generator(
     if backend not in (None, *BACKENDS):
         raise InvalidArgument(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend is None and spec.format == "gguf":
-        backend = next((b for b, m in (("ik", "ik_llama_cpp"), ("llama", "xllamacpp")) if _importable(m)), None)
+        backend = next((b for b, (module, _) in GGUF_BACKENDS.items() if _importable(module)), None)
     backend = backend or "transformers"
-    if backend == "ik":
+    if backend in GGUF_BACKENDS:
+        module, package = GGUF_BACKENDS[backend]
         if spec.format != "gguf":
             raise BackendUnavailable(
-                f"the ik backend needs a GGUF file; {spec.name!r} is a {spec.source} "
+                f"the {backend} backend needs a GGUF file; {spec.name!r} is a {spec.source} "
                 "transformers model (use backend='transformers')"
             )
-        if not _importable("ik_llama_cpp"):
-            raise BackendUnavailable("the ik backend needs ik-llama-cpp-python: pip install ik-llama-cpp-python")
-        from qa.ikllama import IkLlamaGenerator
+        if not _importable(module):
+            raise BackendUnavailable(f"the {backend} backend needs {package}: pip install {package}")
+        if backend == "ik":
+            from qa.ikllama import IkLlamaGenerator
 
-        return IkLlamaGenerator(spec, threads=threads)
-    if backend == "llama":
-        if spec.format != "gguf":
-            raise BackendUnavailable(
-                f"the llama backend needs a GGUF file; {spec.name!r} is a {spec.source} "
-                "transformers model (use backend='transformers')"
-            )
-        if not _importable("xllamacpp"):
-            raise BackendUnavailable("the llama backend needs xllamacpp: pip install xllamacpp")
+            return IkLlamaGenerator(spec, threads=threads)
         return LlamaCppGenerator(spec, threads=threads)
     missing = [m for m in ("torch", "transformers") if not _importable(m)]
     if spec.format == "gguf" and not _importable("gguf"):
@@ -142,11 +137,7 @@ class LlamaCppGenerator:
         self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
         if self.spec.format != "gguf":
             raise BackendUnavailable(f"llama.cpp needs a GGUF file, got {self.spec.name!r}")
-        if n_ctx <= 0:
-            raise InvalidArgument(f"n_ctx must be > 0, got {n_ctx}")
-        for label, value in (("threads", threads), ("batch_threads", batch_threads)):
-            if value is not None and value <= 0:
-                raise InvalidArgument(f"{label} must be > 0, got {value}")
+        check_positive(n_ctx=n_ctx, threads=threads, batch_threads=batch_threads)
         self.name = f"llama.cpp:{self.spec.name}"
         decode, prompt = default_threads()
         self.threads = threads or decode
@@ -497,6 +488,13 @@ def _check_messages(messages: Sequence[dict]) -> list[dict]:
             raise InvalidArgument(f"messages[{i}]['content'] must be str, got {type(content).__name__}")
         checked.append({"role": role, "content": defuse_control_tokens(content)})
     return checked
+
+
+def check_positive(**values: int | None) -> None:
+    """Raise InvalidArgument for any given value that is not None and not > 0."""
+    for label, value in values.items():
+        if value is not None and value <= 0:
+            raise InvalidArgument(f"{label} must be > 0, got {value}")
 
 
 def _check_max_tokens(max_tokens: int) -> int:

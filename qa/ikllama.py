@@ -23,9 +23,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
-from qa.errors import BackendUnavailable, GenerationError, InvalidArgument, ModelNotFound
+from qa.errors import BackendUnavailable, GenerationError, ModelNotFound
 from qa.generate import (_ask_openmp_to_sleep, _check_max_tokens, _check_messages, _stream_from_thread,
-                         cut_at_stop, default_threads)
+                         check_positive, cut_at_stop, default_threads)
 from qa.models import ModelSpec, resolve_model
 
 
@@ -44,11 +44,7 @@ class IkLlamaGenerator:
         self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
         if self.spec.format != "gguf":
             raise BackendUnavailable(f"ik_llama.cpp needs a GGUF file, got {self.spec.name!r}")
-        if n_ctx <= 0:
-            raise InvalidArgument(f"n_ctx must be > 0, got {n_ctx}")
-        for label, value in (("threads", threads), ("batch_threads", batch_threads)):
-            if value is not None and value <= 0:
-                raise InvalidArgument(f"{label} must be > 0, got {value}")
+        check_positive(n_ctx=n_ctx, threads=threads, batch_threads=batch_threads)
         self.name = f"ik_llama.cpp:{self.spec.name}"
         decode, prompt = default_threads()
         self.threads = threads or decode
