@@ -195,6 +195,7 @@ def test_openmp_is_asked_to_sleep_and_late_setting_warns(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     monkeypatch.delitem(sys.modules, "xllamacpp", raising=False)
+    monkeypatch.delitem(sys.modules, "ik_llama_cpp", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         generate._ask_openmp_to_sleep()
