@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import decode_bound, error_row, machine_info, write_result  # noqa: E402
+from qa.generate import GGUF_BACKENDS  # noqa: E402  (imports no model library)
 
 PASSAGE = (
     "The harbour town of Vimont was founded in 1642 by fishermen from the northern coast. "
@@ -166,7 +167,7 @@ SWEEP = (  # (OMP_WAIT_POLICY, decode threads, prompt threads); "" leaves libgom
     ("PASSIVE", 2, 2),
     ("", 2, 2),
 )
-LLAMA_CPP = ("ik", "llama")  # the llama.cpp builds: ik_llama.cpp and xllamacpp's
+LLAMA_CPP = tuple(GGUF_BACKENDS)  # the llama.cpp builds: ik_llama.cpp and xllamacpp's
 SWEEP_TIMEOUT_S = 150  # spinning threads next to a busy core can crawl at ~1 token/s
 
 

@@ -121,6 +121,14 @@ def default_threads() -> tuple[int, int]:
     return max(1, cores // 2), cores
 
 
+def llama_threads(threads: int | None, batch_threads: int | None) -> tuple[int, int]:
+    """(decode, prompt) threads for a llama.cpp build: the ones given, else default_threads();
+    prompt threads default to the decode threads when only those are given."""
+    check_positive(threads=threads, batch_threads=batch_threads)
+    decode, prompt = default_threads()
+    return threads or decode, batch_threads or threads or prompt
+
+
 class LlamaCppGenerator:
     """llama.cpp through xllamacpp's in-process server (one slot, prompt cache on)."""
 
@@ -137,11 +145,9 @@ class LlamaCppGenerator:
         self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
         if self.spec.format != "gguf":
             raise BackendUnavailable(f"llama.cpp needs a GGUF file, got {self.spec.name!r}")
-        check_positive(n_ctx=n_ctx, threads=threads, batch_threads=batch_threads)
+        check_positive(n_ctx=n_ctx)
         self.name = f"llama.cpp:{self.spec.name}"
-        decode, prompt = default_threads()
-        self.threads = threads or decode
-        self.batch_threads = batch_threads or threads or prompt
+        self.threads, self.batch_threads = llama_threads(threads, batch_threads)
         self.n_ctx = n_ctx
         self.cache_ram_mib = cache_ram_mib
         # llama.cpp copies Q4_K weights into an interleaved layout ("extra buffer types") by default.
@@ -498,8 +504,7 @@ def check_positive(**values: int | None) -> None:
 
 
 def _check_max_tokens(max_tokens: int) -> int:
-    if max_tokens <= 0:
-        raise InvalidArgument(f"max_tokens must be > 0, got {max_tokens}")
+    check_positive(max_tokens=max_tokens)
     return max_tokens
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from qa.errors import BackendUnavailable, GenerationError, ModelNotFound
 from qa.generate import (_ask_openmp_to_sleep, _check_max_tokens, _check_messages, _stream_from_thread,
-                         check_positive, cut_at_stop, default_threads)
+                         check_positive, cut_at_stop, llama_threads)
 from qa.models import ModelSpec, resolve_model
 
 
@@ -37,19 +37,17 @@ class IkLlamaGenerator:
         self,
         model: str | os.PathLike[str] | ModelSpec,
         *,
-        threads: int | None = None,  # decode threads; None: see default_threads()
-        batch_threads: int | None = None,  # prompt-processing threads; None: `threads` or default
+        threads: int | None = None,  # decode threads; None: see qa.generate.llama_threads()
+        batch_threads: int | None = None,  # prompt-processing threads; None: likewise
         n_ctx: int = 4096,  # tokens of context: ~1,100-token prompts plus the answer fit easily
         repack: bool = True,  # interleaved weight layout: prompts 66-74 vs 61-65 tokens/s here
     ) -> None:
         self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
         if self.spec.format != "gguf":
             raise BackendUnavailable(f"ik_llama.cpp needs a GGUF file, got {self.spec.name!r}")
-        check_positive(n_ctx=n_ctx, threads=threads, batch_threads=batch_threads)
+        check_positive(n_ctx=n_ctx)
         self.name = f"ik_llama.cpp:{self.spec.name}"
-        decode, prompt = default_threads()
-        self.threads = threads or decode
-        self.batch_threads = batch_threads or threads or prompt
+        self.threads, self.batch_threads = llama_threads(threads, batch_threads)
         self.n_ctx = n_ctx
         self.n_batch = 512
         self.repack = repack

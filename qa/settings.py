@@ -12,10 +12,10 @@ from embeddings.packaged import cache_dir
 from embeddings.store import IndexSettings
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument
+from qa.generate import BACKENDS
 from qa.retrieve import RetrievalSettings
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"  # the default corpus
-BACKENDS = ("ik", "llama", "transformers")
 
 
 def default_index_dir(corpus: Path) -> Path:
