@@ -8,9 +8,11 @@ Decode speed is timed between the first and the last streamed piece of each answ
 own tokens, counted with its tokenizer); the bound is read bandwidth / bytes of weights read per
 token (``bench_generate.measure_bandwidth``). transformers decodes dequantised float32 weights at a
 few tokens/s, so it gets fewer questions unless ``--transformers-limit`` says otherwise.
+``--context-tokens 200,120`` repeats each configuration per budget of passage tokens in the prompt:
+on this CPU the first token waits for the prompt, so this is the speed/accuracy dial.
 
     .venv/bin/python bench/bench_e2e.py [--backends ik,llama,transformers] [--models default,small]
-                                        [--limit N] [--transformers-limit 3]
+                                        [--limit N] [--transformers-limit 3] [--context-tokens 200,120]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +36,8 @@ from bench_generate import measure_bandwidth  # noqa: E402
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 
 
-def run_one(backend: str, model: str, questions_file: Path, limit: int, embedder: str | None) -> dict:
+def run_one(backend: str, model: str, questions_file: Path, limit: int, embedder: str | None,
+            context_tokens: int | None = None) -> dict:
     """One configuration, in this process: warm up, then stream every question once."""
     from qa.evaluate import document_texts, read_questions
     from qa.metrics import percentile, score_result
@@ -41,7 +45,10 @@ def run_one(backend: str, model: str, questions_file: Path, limit: int, embedder
     from qa.settings import Settings
     from qa.types import Answer, Token
 
-    pipeline = Pipeline(Settings.from_env(model=model, backend=backend, embedder=embedder))
+    settings = Settings.from_env(model=model, backend=backend, embedder=embedder)
+    if context_tokens is not None:
+        settings = settings.with_(answer=replace(settings.answer, context_tokens=context_tokens))
+    pipeline = Pipeline(settings)
     questions = spread(read_questions(questions_file), limit)
     started = time.perf_counter()
     pipeline.warm_up()  # embedder, index and model loaded; the fixed system prompt cached
@@ -77,6 +84,7 @@ def run_one(backend: str, model: str, questions_file: Path, limit: int, embedder
         "backend": backend,
         "model": model,
         "embedder": pipeline.settings.embedder,
+        "context_tokens": pipeline.settings.answer.context_tokens,
         "questions": len(rows),
         "weights_bytes": weights_bytes(pipeline.generator, backend, model),
         "load_s": round(load_s, 2),
@@ -123,11 +131,14 @@ def weights_bytes(generator, backend: str, model: str) -> int:
     return os.path.getsize(resolve_model(model).path())
 
 
-def spawn(backend: str, model: str, questions: Path, limit: int, embedder: str | None, timeout: int) -> dict:
+def spawn(backend: str, model: str, questions: Path, limit: int, embedder: str | None, timeout: int,
+          context_tokens: int | None = None) -> dict:
     command = [sys.executable, __file__, "--one", backend, model, "--questions", str(questions),
                "--limit", str(limit)]
     if embedder:
         command += ["--embedder", embedder]
+    if context_tokens is not None:
+        command += ["--context-tokens", str(context_tokens)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"})
@@ -140,9 +151,9 @@ def spawn(backend: str, model: str, questions: Path, limit: int, embedder: str |
 
 def table(rows: list[dict], bandwidth_gb_s: float) -> str:
     lines = [
-        "| backend | model | questions | load s | latency p50 / p95 s | first token p50 / p95 s "
-        "| decode tok/s | bound tok/s | decode/bound | accuracy | peak RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | model | context tokens | questions | load s | latency p50 / p95 s | first token p50 / p95 s "
+        "| prompt tokens p50 | decode tok/s | bound tok/s | decode/bound | accuracy | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         if failed := error_row(r, 160):
@@ -150,9 +161,11 @@ def table(rows: list[dict], bandwidth_gb_s: float) -> str:
             continue
         bound, ratio = decode_bound(r, bandwidth_gb_s)
         lines.append(
-            f"| {r['backend']} | {r['model']} | {r['questions']} ({r['answered_by_model']} generated) "
+            f"| {r['backend']} | {r['model']} | {r.get('context_tokens', '-')} "
+            f"| {r['questions']} ({r['answered_by_model']} generated) "
             f"| {r['load_s']} | {_s(r['latency_p50_s'])} / {_s(r['latency_p95_s'])} "
-            f"| {_s(r['ttft_p50_s'])} / {_s(r['ttft_p95_s'])} | {r['decode_tok_s']} | {bound:.1f} | {ratio} "
+            f"| {_s(r['ttft_p50_s'])} / {_s(r['ttft_p95_s'])} | {r.get('prompt_tokens_p50', '-')} "
+            f"| {r['decode_tok_s']} | {bound:.1f} | {ratio} "
             f"| {r['accuracy']} | {r['peak_rss_mib']} |"
         )
     return "\n".join(lines)
@@ -179,27 +192,32 @@ def main() -> int:
     parser.add_argument("--embedder", help="sentence-transformers model (default: the app's)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "e2e.json")
+    parser.add_argument("--context-tokens", default=None,
+                        help="comma-separated budgets of passage tokens in the prompt (default: the app's)")
     parser.add_argument("--one", nargs=2, metavar=("BACKEND", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.questions.is_file():
         print(f"question file not found: {args.questions}", file=sys.stderr)
         return 2
     if args.one:
-        print(json.dumps(run_one(*args.one, args.questions, args.limit, args.embedder)))
+        budget = int(args.context_tokens) if args.context_tokens else None
+        print(json.dumps(run_one(*args.one, args.questions, args.limit, args.embedder, budget)))
         return 0
 
     load_before = os.getloadavg()
     bandwidth = measure_bandwidth()
     print(f"memory bandwidth: {bandwidth}", flush=True)
     rows = []
+    budgets = [int(b) for b in args.context_tokens.split(",")] if args.context_tokens else [None]
     for backend in args.backends.split(","):
         for model in args.models.split(","):
-            limit = args.transformers_limit if backend == "transformers" else args.limit
-            started = time.perf_counter()
-            rows.append(spawn(backend, model, args.questions, limit, args.embedder, args.timeout))
-            shown = {k: v for k, v in rows[-1].items() if k != "per_question"}
-            print(f"done {backend} {model} in {time.perf_counter() - started:.0f} s: {json.dumps(shown)[:400]}",
-                  flush=True)
+            for budget in budgets:
+                limit = args.transformers_limit if backend == "transformers" else args.limit
+                started = time.perf_counter()
+                rows.append(spawn(backend, model, args.questions, limit, args.embedder, args.timeout, budget))
+                shown = {k: v for k, v in rows[-1].items() if k != "per_question"}
+                print(f"done {backend} {model} {budget or ''} in {time.perf_counter() - started:.0f} s: "
+                      f"{json.dumps(shown)[:400]}", flush=True)
     report = table(rows, bandwidth["read_matvec_gb_s"])
     print(report)
     result = {
