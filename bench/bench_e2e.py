@@ -84,7 +84,7 @@ def run_one(backend: str, model: str, questions_file: Path, limit: int, embedder
         "backend": backend,
         "model": model,
         "embedder": pipeline.settings.embedder,
-        "context_tokens": pipeline.settings.answer.context_tokens,
+        "context_tokens": pipeline.settings.answer.budget,
         "questions": len(rows),
         "weights_bytes": weights_bytes(pipeline.generator, backend, model),
         "load_s": round(load_s, 2),

@@ -123,7 +123,7 @@ def run(args) -> dict:
                                       settings=answer_settings)
             result = final.to_dict()
             snippets = select_snippets(final.passages, retriever, final.standalone_question,
-                                       budget=answer_settings.context_tokens,
+                                       budget=answer_settings.budget,
                                        max_passages=answer_settings.max_passages,
                                        count_tokens=generator.count_tokens)
             row[mode] = {"answer": result["answer"], "refused": result["refused"],

@@ -21,17 +21,36 @@ from qa.retrieve import Hit, Retriever, check_k, clean_question
 from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
 
 
+# Tokens of passage text in the prompt, per answer style, when the settings do not say. On this CPU
+# the first token waits for every prompt token after the cached prefix (~60 tokens/s on a 2-core
+# Xeon), so this is the speed/accuracy dial (bench/bench_e2e.py --context-tokens 200,120,60 on the
+# dev and held-out sets). A sentence answer to the seed questions needs the one or two sentences that
+# match best: at 60 tokens the first token came in 1.8-1.9 s instead of 4.7-4.8 s, and answers were
+# no worse (right on 29 of 40 answerable questions instead of 26), though 7 of them were refused
+# instead of 4. Short SQuAD-style answers often sit in a neighbouring sentence of a long paragraph:
+# at 60 tokens SQuAD 1.1 F1 fell from 67.1 to 62.4 (200 questions, seed 0), so that style keeps 200.
+CONTEXT_TOKENS = {"sentence": 60, "short": 200}
+
+
 @dataclass(frozen=True)
 class AnswerSettings:
     min_relevance: float = 0.2  # best dense cosine below which the documents are judged silent
-    context_tokens: int = 200  # tokens of passage text in the prompt: ~2.3 s of prompt processing
+    context_tokens: int | None = None  # tokens of passage text in the prompt; None: CONTEXT_TOKENS[style]
     max_passages: int = 3  # retrieved passages that may contribute sentences to the prompt
     max_answer_tokens: int = 96  # generation cap: answers are one or two sentences
     style: str = "sentence"  # "sentence" or "short" (only the answering words): see qa.prompt.STYLES
 
     def __post_init__(self) -> None:
+        tokens = self.context_tokens
+        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
+            raise InvalidArgument(f"context tokens must be a positive whole number, got {tokens!r}")
         if self.style not in STYLES:
             raise InvalidArgument(f"answer style must be one of {', '.join(STYLES)}, got {self.style!r}")
+
+    @property
+    def budget(self) -> int:
+        """Tokens of passage text in the prompt: ``context_tokens``, else the style's default."""
+        return self.context_tokens if self.context_tokens is not None else CONTEXT_TOKENS[self.style]
 
 
 def standalone(question: str, history: Sequence[tuple[str, str]], generator: Generator) -> str:
@@ -67,7 +86,7 @@ def stream_answer(
     if not hits or max(h.dense_score for h in hits) < settings.min_relevance:
         yield finish(REFUSAL, "", True, notes=["no passage is close enough to the question"])
         return
-    snippets = select_snippets(hits, retriever, query, budget=settings.context_tokens,
+    snippets = select_snippets(hits, retriever, query, budget=settings.budget,
                                max_passages=settings.max_passages, count_tokens=generator.count_tokens)
     messages = build_messages(snippets, query, style=settings.style)
     pieces: list[str] = []

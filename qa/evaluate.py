@@ -274,6 +274,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--seed", type=int, default=0, help="random seed of the SQuAD sample (default 0)")
     parser.add_argument("--style", choices=["sentence", "short"], help="answer style: a few words plus an "
                         "optional sentence (default), or only the answering words (default with --squad)")
+    parser.add_argument("--context-tokens", type=_positive, metavar="N",
+                        help="tokens of passage text in each prompt (default: the answer settings'); more "
+                             "context costs prompt time before the first token")
     # SUPPRESS: a missing option leaves any value the main parser set (qa --model ... eval) alone
     parser.add_argument("--model", default=argparse.SUPPRESS,
                         help="language model: default, small, a .gguf file or a folder (env QA_MODEL)")
@@ -318,7 +321,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                  embedder=getattr(args, "embedder", None), model=getattr(args, "model", None),
                                  backend=getattr(args, "backend", None), k=getattr(args, "k", None))
     style = args.style or ("short" if args.squad is not None else "sentence")
-    settings = settings.with_(answer=replace(settings.answer, style=style))
+    settings = settings.with_(answer=replace(settings.answer, style=style,
+                                             context_tokens=args.context_tokens or settings.answer.context_tokens))
     info: dict[str, Any] = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     started = time.perf_counter()
     plan = _squad_plan(args, settings, info) if args.squad is not None else _file_plan(args, settings, info)
@@ -332,7 +336,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     s = pipeline.settings
     summary.update(info, results_file=str(plan.out), wall_s=round(time.perf_counter() - started, 1),
                    settings={"corpus": str(s.corpus), "embedder": s.embedder, "model": s.model,
-                             "backend": s.backend, "k": s.k, "style": s.answer.style})
+                             "backend": s.backend, "k": s.k, "style": s.answer.style,
+                             "context_tokens": s.answer.budget})
     summary_path = args.summary or plan.out.with_name(
         re.sub(r"(\.results)?\.jsonl?$", "", plan.out.name) + ".summary.json")
     write_atomic(summary_path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))

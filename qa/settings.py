@@ -57,7 +57,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
-        """Settings from ``QA_CORPUS``, ``QA_INDEX_DIR``, ``QA_EMBEDDER``, ``QA_MODEL``, ``QA_BACKEND``, ``QA_K``;
+        """Settings from ``QA_CORPUS``, ``QA_INDEX_DIR``, ``QA_EMBEDDER``, ``QA_MODEL``, ``QA_BACKEND``, ``QA_K``,
+        ``QA_CONTEXT_TOKENS``;
         keyword overrides that are not None win."""
         env = os.environ if environ is None else environ
         values: dict = {}
@@ -66,12 +67,18 @@ class Settings:
             if env.get(var):
                 values[name] = env[var]
         if env.get("QA_K"):
-            try:
-                values["k"] = int(env["QA_K"])
-            except ValueError:
-                raise InvalidArgument(f"QA_K must be a whole number, got {env['QA_K']!r}") from None
+            values["k"] = _whole(env, "QA_K")
+        if env.get("QA_CONTEXT_TOKENS"):
+            values["answer"] = AnswerSettings(context_tokens=_whole(env, "QA_CONTEXT_TOKENS"))
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
+
+
+def _whole(env, var: str) -> int:
+    try:
+        return int(env[var])
+    except ValueError:
+        raise InvalidArgument(f"{var} must be a whole number, got {env[var]!r}") from None

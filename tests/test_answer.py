@@ -121,3 +121,15 @@ def test_bad_k_is_a_typed_error(seeds_copy, tmp_path):
     pipeline, _ = make(seeds_copy, tmp_path, [REFUSAL])
     with pytest.raises(InvalidArgument):
         pipeline.answer("Who?", k=0)
+
+
+def test_the_passage_budget_follows_the_style_unless_set():
+    from dataclasses import replace
+
+    sentence = AnswerSettings()
+    assert sentence.budget < replace(sentence, style="short").budget  # short answers sit beside the match
+    assert replace(sentence, context_tokens=333).budget == replace(sentence, style="short", context_tokens=333).budget == 333
+    assert Settings.from_env({"QA_CONTEXT_TOKENS": "80"}).answer.budget == 80
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(InvalidArgument, match="context tokens must be a positive whole number"):
+            AnswerSettings(context_tokens=bad)

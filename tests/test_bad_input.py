@@ -278,6 +278,10 @@ def test_api_huge_k_returns_every_passage_once(pipeline: Pipeline):  # A21
     pytest.param({"QA_K": "0"}, "k must be a positive whole number, got 0", id="A23-QA_K-zero"),
     pytest.param({"QA_K": "-4"}, "k must be a positive whole number, got -4", id="A24-QA_K-negative"),
     pytest.param({"QA_K": "2.5"}, "QA_K must be a whole number, got '2.5'", id="A25-QA_K-fraction"),
+    pytest.param({"QA_CONTEXT_TOKENS": "lots"}, "QA_CONTEXT_TOKENS must be a whole number, got 'lots'",
+                 id="A36-QA_CONTEXT_TOKENS-not-a-number"),
+    pytest.param({"QA_CONTEXT_TOKENS": "0"}, "context tokens must be a positive whole number, got 0",
+                 id="A37-QA_CONTEXT_TOKENS-zero"),
     pytest.param({"QA_BACKEND": "vllm"}, "backend must be one of ik, llama, transformers", id="A26-QA_BACKEND-unknown"),
 ])
 def test_settings_from_bad_environment_are_a_typed_error(env, message):

@@ -300,6 +300,18 @@ def test_qa_eval_style_short_changes_the_system_prompt(fake_pipeline, tmp_path):
     assert json.loads(out.with_name("r.summary.json").read_text())["settings"]["style"] == "short"
 
 
+def test_qa_eval_context_tokens_bounds_the_passage_text_in_the_prompt(fake_pipeline, tmp_path):
+    def passage_words(limit):
+        out = tmp_path / f"r{limit}.jsonl"
+        assert evaluate.main([str(DEV), "--out", str(out), "--limit", "1", "--context-tokens", str(limit),
+                              "--corpus", str(SEEDS), "--index-dir", str(tmp_path / "idx")]) == 0
+        assert json.loads(out.with_name(f"r{limit}.summary.json").read_text())["settings"]["context_tokens"] == limit
+        question = fake_pipeline[-1].generator.prompts[-1][-1]["content"]
+        return len(question.split())
+
+    assert passage_words(20) < passage_words(400)
+
+
 def test_qa_eval_never_overwrites_the_question_file(tmp_path, capsys):
     questions = write_lines(tmp_path / "q.jsonl", [{"id": "a", "question": "Who?"}])
     assert evaluate.main([str(questions), "--out", str(questions)]) == 2
