@@ -47,7 +47,8 @@ class GoldFirst:
 
 
 def file_questions(paths, retriever):
-    """(question, gold passage, in-prompt test, scorer) for the answerable questions of FORMAT.md files."""
+    """(question, gold passage, does-this-snippet-hold-the-evidence test, scorer) for the answerable
+    questions of FORMAT.md files."""
     from qa.evaluate import read_questions
     from qa.metrics import citation_supports, score_result
 
@@ -61,7 +62,8 @@ def file_questions(paths, retriever):
             if gold is None:
                 print(f"{q['id']}: no passage holds its evidence; skipped", file=sys.stderr)
                 continue
-            yield (q, gold, lambda text, q=q: citation_supports({"doc": gold.doc, "text": text}, q["evidence"]),
+            yield (q, gold, lambda snippet, q=q: citation_supports({"doc": snippet.passage.doc, "text": snippet.text},
+                                                                 q["evidence"]),
                    lambda row, q=q: {"score": float(score_result(row, q, documents)["correct"])})
 
 
@@ -90,7 +92,7 @@ def squad_questions(path, limit, seed, retriever):
             return {"score": squad_f1(text, q["answers"], refused=row["refused"]),
                     "em": squad_exact_match(text, q["answers"], refused=row["refused"])}
 
-        yield q, gold, lambda text, q=q: holds(text, q["answers"]), score
+        yield q, gold, lambda snippet, q=q: holds(snippet.text, q["answers"]), score
 
 
 def run(args) -> dict:
@@ -127,7 +129,7 @@ def run(args) -> dict:
                                        max_passages=answer_settings.max_passages,
                                        count_tokens=generator.count_tokens)
             row[mode] = {"answer": result["answer"], "refused": result["refused"],
-                         "in_prompt": any(in_prompt(s.text) for s in snippets),
+                         "in_prompt": any(in_prompt(s) for s in snippets),
                          "seconds": round(time.perf_counter() - started, 2), **score(result)}
         rows.append(row)
         print(f"{q['id']}: retrieved {row['retrieved']['score']:.2f} gold {row['gold']['score']:.2f} "
