@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from qa.cite import verify
 from qa.conversation import clean_rewrite, looks_like_follow_up, rewrite_messages
 from qa.generate import Generator
-from qa.errors import InvalidArgument
+from qa.errors import InvalidArgument, check_positive_whole
 from qa.prompt import STYLES, build_messages, select_snippets
 from qa.retrieve import Hit, Retriever, check_k, clean_question
 from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
@@ -41,9 +41,8 @@ class AnswerSettings:
     style: str = "sentence"  # "sentence" or "short" (only the answering words): see qa.prompt.STYLES
 
     def __post_init__(self) -> None:
-        tokens = self.context_tokens
-        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
-            raise InvalidArgument(f"context tokens must be a positive whole number, got {tokens!r}")
+        if self.context_tokens is not None:
+            check_positive_whole("context tokens", self.context_tokens)
         if self.style not in STYLES:
             raise InvalidArgument(f"answer style must be one of {', '.join(STYLES)}, got {self.style!r}")
 

@@ -33,6 +33,12 @@ class QuestionFileError(QAError):
     """A batch question file is malformed (bad JSON, missing fields, duplicate ids)."""
 
 
+def check_positive_whole(label: str, value: object) -> None:
+    """Raise InvalidArgument unless ``value`` is an int >= 1 (True is not a count here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"{label} must be a positive whole number, got {value!r}")
+
+
 __all__ = [
     "BackendUnavailable",
     "CorpusError",

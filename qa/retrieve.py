@@ -20,7 +20,7 @@ import numpy as np
 from embeddings.encoder import Encoder
 from embeddings.paragraphs import Passage, normalize
 from embeddings.store import StoredIndex
-from qa.errors import InvalidArgument, InvalidQuestion
+from qa.errors import InvalidQuestion, check_positive_whole
 
 MAX_QUESTION_CHARS = 2_000  # longer questions are cut here before search (the embedder sees 256 tokens)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -78,8 +78,7 @@ def clean_question(question: str) -> str:
 
 
 def check_k(k: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidArgument(f"k must be a positive whole number, got {k!r}")
+    check_positive_whole("k", k)
 
 
 def bm25_text(passage: Passage) -> str:

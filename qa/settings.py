@@ -13,7 +13,7 @@ from embeddings.store import IndexSettings
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument
 from qa.generate import BACKENDS
-from qa.retrieve import RetrievalSettings
+from qa.retrieve import RetrievalSettings, check_k
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"  # the default corpus
 
@@ -46,8 +46,7 @@ class Settings:
         object.__setattr__(self, "corpus", Path(self.corpus).expanduser())
         if self.index_dir is not None:
             object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise InvalidArgument(f"k must be a positive whole number, got {self.k!r}")
+        check_k(self.k)
         if self.backend is not None and self.backend not in BACKENDS:
             raise InvalidArgument(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
