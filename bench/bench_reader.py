@@ -67,13 +67,12 @@ def file_questions(paths, retriever):
                    lambda row, q=q: {"score": float(score_result(row, q, documents)["correct"])})
 
 
-def squad_questions(path, limit, seed, retriever):
+def squad_questions(squad, limit, seed, retriever):
     """The same for a seeded SQuAD sample: the gold passage is the part of the question's own paragraph
     that holds a gold answer; the score is the official F1 (EM beside it)."""
     from qa.metrics import strip_citations
-    from qa.squad import load_squad, question_record, sample_questions, squad_exact_match, squad_f1, squad_normalize
+    from qa.squad import question_record, sample_questions, squad_exact_match, squad_f1, squad_normalize
 
-    squad = load_squad(path)
     by_doc: dict[str, list] = {}
     for p in retriever.passages:
         by_doc.setdefault(p.doc, []).append(p)
@@ -102,19 +101,16 @@ def run(args) -> dict:
     from qa.settings import Settings
 
     settings = Settings.from_env(embedder=args.embedder, model=args.model, backend=args.backend)
+    squad = None
     if args.squad:
-        import re
+        from qa.squad import load_squad, open_book
 
-        from qa.squad import load_squad, squad_home, write_corpus
-
-        home = squad_home(load_squad(args.squad))
-        settings = settings.with_(corpus=write_corpus(load_squad(args.squad), home / "corpus"),
-                                  index_dir=home / "index" / re.sub(r"[^A-Za-z0-9_.-]+", "_", settings.embedder),
-                                  answer=replace(settings.answer, style="short"))
+        squad = load_squad(args.squad)
+        settings = open_book(squad, settings.with_(answer=replace(settings.answer, style="short")))
     pipeline = Pipeline(settings)
     pipeline.warm_up()
     retriever, generator, answer_settings = pipeline.retriever, pipeline.generator, settings.answer
-    items = (squad_questions(args.squad, args.limit, args.seed, retriever) if args.squad
+    items = (squad_questions(squad, args.limit, args.seed, retriever) if squad
              else file_questions(args.questions, retriever))
     rows = []
     for q, gold, in_prompt, score in items:

@@ -369,20 +369,17 @@ def _file_plan(args: argparse.Namespace, settings, info: dict) -> Plan:
 def _squad_plan(args: argparse.Namespace, settings, info: dict) -> Plan:
     """SQuAD open-book: the file's paragraphs as the corpus (its own index), a seeded question sample."""
     from qa.pipeline import Pipeline
-    from qa.squad import (format_squad_table, load_squad, question_record, sample_questions, score_squad,
-                          squad_home, summarize_squad, write_corpus)
+    from qa.squad import (format_squad_table, load_squad, open_book, question_record, sample_questions, score_squad,
+                          summarize_squad)
 
     if getattr(args, "corpus", None) or getattr(args, "index_dir", None):
         raise InvalidArgument("--corpus and --index-dir do not apply to --squad: it builds its own corpus and index")
     squad = load_squad(args.squad)
-    home = squad_home(squad)
-    corpus = write_corpus(squad, home / "corpus")
-    index_dir = home / "index" / re.sub(r"[^A-Za-z0-9_.-]+", "_", settings.embedder)
-    pipeline = Pipeline(settings.with_(corpus=corpus, index_dir=index_dir))
+    pipeline = Pipeline(open_book(squad, settings))
     limit = args.limit or SQUAD_DEFAULT_LIMIT
     questions = [question_record(q) for q in sample_questions(squad.questions, limit, args.seed)]
     print(f"SQuAD {squad.version}: asking {len(questions)} of {len(squad.questions)} questions (seed {args.seed}) "
-          f"against all {len(squad.paragraphs)} paragraphs in {corpus}", file=sys.stderr)
+          f"against all {len(squad.paragraphs)} paragraphs in {pipeline.settings.corpus}", file=sys.stderr)
     embedded, build = [], time.perf_counter()
     stored = pipeline.build_index(progress=_index_progress(embedded))
     info.update(mode="squad", squad_file=str(args.squad), squad_version=squad.version, seed=args.seed, limit=limit,

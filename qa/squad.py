@@ -189,6 +189,14 @@ def write_corpus(squad: SquadSet, folder: Path) -> Path:
     return folder
 
 
+def open_book(squad: SquadSet, settings):
+    """``settings`` for asking against this file: its paragraphs as the corpus (written once, see
+    `write_corpus`), indexed in their own folder per embedder."""
+    home = squad_home(squad)
+    return settings.with_(corpus=write_corpus(squad, home / "corpus"),
+                          index_dir=home / "index" / re.sub(r"[^A-Za-z0-9_.-]+", "_", settings.embedder))
+
+
 def sample_questions(questions: Sequence[SquadQuestion], n: int | None, seed: int) -> list[SquadQuestion]:
     """A seeded random sample of ``n`` questions (all when ``n`` is None or too big), in file order.
 
