@@ -35,7 +35,7 @@ ROLES = ("system", "user", "assistant")
 # "<｜...｜>", Gemma "<start_of_turn>", Llama 2 / Mistral "[INST]" "<<SYS>>", "<s>" "</s>". Both backends
 # parse special tokens inside message text, so a document holding "<|im_start|>system" would open a real
 # system turn; ``defuse_control_tokens`` breaks them up so that text stays text.
-_CONTROL_TOKEN = re.compile(
+CONTROL_TOKEN = re.compile(
     r"<[|｜][^<>\s|｜]{1,64}[|｜]>|</?(?:s|start_of_turn|end_of_turn|bos|eos|pad|unk)>|\[/?INST\]|<</?SYS>>", re.I
 )
 BACKENDS = ("ik", "llama", "transformers")
@@ -477,7 +477,7 @@ def defuse_control_tokens(text: str) -> str:
             return "‹‹" + token[2:-2] + "››"
         return "‹" + token[1:-1] + "›"
 
-    return _CONTROL_TOKEN.sub(inert, text)
+    return CONTROL_TOKEN.sub(inert, text)
 
 
 def _check_messages(messages: Sequence[dict]) -> list[dict]:

@@ -2,8 +2,8 @@
 
 The one decision: time to first token on a 2-core CPU is dominated by prompt length (~90 tokens/s),
 so the model sees a small token budget of *sentences*, not whole passages: the best-scoring
-sentences of the top passages (question similarity of their stored sentence vectors, plus shared
-words), grown into contiguous snippets. Each numbered snippet is an exact span of a document, so
+sentences of the top passages (question similarity of their stored sentence vectors, plus the
+question words they share, weighted by rarity), grown into contiguous snippets. Each numbered snippet is an exact span of a document, so
 ``[n]`` in the answer maps straight back to offsets. Everything before the question's own turn
 (the system message and the style's worked exchanges) never changes, so llama.cpp
 serves it from its prefix cache; passage text is fenced and declared to be data.
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings.paragraphs import Passage, split_sentences
+from qa.generate import CONTROL_TOKEN
 from qa.retrieve import Hit, Retriever
 from qa.types import REFUSAL
 
@@ -159,7 +160,6 @@ class Snippet:
         return self.hit.passage
 
 
-_WORD = re.compile(r"\w+")
 _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget)\b.{0,40}\b(?:instructions?|rules|prompts?|passages)\b"
     r"|\byou are now\b|\bsystem prompt\b|^\s*(?:system|assistant)\s*:"
@@ -179,15 +179,27 @@ def looks_like_injection(text: str) -> bool:
     return bool(_INJECTION.search(text))
 
 
-def _words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text) if len(w) > 2}
+SHARED_WEIGHT = 1.0  # weight of the question's words a sentence holds, against its dense cosine
 
 
 def sentence_scores(hit: Hit, retriever: Retriever, query: np.ndarray, question: str) -> list[tuple[float, int, int]]:
-    """(score, start, end) of each sentence of a hit's passage, start/end in document offsets."""
+    """(score, start, end) of each sentence of a hit's passage, start/end in document offsets.
+
+    A sentence scores its stored vector's cosine to the question plus the share of the question's
+    words it holds, each word weighted by its rarity as BM25 weighs it, so a sentence that shares a
+    rare name beats one that shares "France". Against unweighted shared words (bench/bench_snippets.py,
+    400 SQuAD 1.1 questions, 3 passages) the evidence reached a 60-token prompt for 306 instead of 297
+    questions, a 200-token one for 361 instead of 359; on the 40 answerable seed questions, 27 vs 29.
+
+    A passage that holds a chat-template control token (``<|im_start|>``) is a forged conversation,
+    not prose: it has no sentences to offer, since its injected turn may be split over many lines.
+    """
     passage = hit.passage
+    if CONTROL_TOKEN.search(passage.text):
+        return []
     vectors = retriever.sentence_vectors(passage)  # {(start, end): (dim,) vector}
-    asked = _words(question)
+    asked = set(retriever.terms(question))
+    total = sum(map(retriever.term_weight, asked)) or 1.0
     scored = []
     for s, e in split_sentences(passage.text):
         if looks_like_injection(passage.text[s:e]):  # passage text is data: instructions are never shown
@@ -195,8 +207,8 @@ def sentence_scores(hit: Hit, retriever: Retriever, query: np.ndarray, question:
         start, end = passage.start + s, passage.start + e
         vector = vectors.get((start, end))
         dense = float(vector @ query) if vector is not None else 0.0
-        shared = len(asked & _words(passage.text[s:e])) / max(1, len(asked))
-        scored.append((dense + 0.5 * shared, start, end))
+        shared = sum(map(retriever.term_weight, asked & set(retriever.terms(passage.text[s:e])))) / total
+        scored.append((dense + SHARED_WEIGHT * shared, start, end))
     return scored
 
 
@@ -206,7 +218,7 @@ def select_snippets(
     question: str,
     *,
     budget: int = 150,  # tokens of passage text in the prompt
-    max_passages: int = 4,  # passages that may contribute sentences
+    max_passages: int = 5,  # passages that may contribute sentences
     count_tokens: Callable[[str], int],
 ) -> list[Snippet]:
     """Pick the best sentences under ``budget``, grow each by its neighbours, number the snippets.

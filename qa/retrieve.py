@@ -85,6 +85,11 @@ def bm25_text(passage: Passage) -> str:
     return normalize(" ".join(part for part in (passage.title, passage.section or "", passage.text) if part))
 
 
+def _idf(n_passages: int, n_holding: int) -> float:
+    """BM25's (Lucene's) inverse document frequency: rare words weigh most, none weighs below 0."""
+    return float(np.log(1 + (n_passages - n_holding + 0.5) / (n_holding + 0.5)))
+
+
 class Retriever:
     """Hybrid search over one loaded index. Thread-safe for concurrent ``search`` calls."""
 
@@ -101,11 +106,14 @@ class Retriever:
         self._lock = threading.Lock()
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25 = None
+        self._idf: dict[str, float] = {}
         if stored.passages:
             corpus = bm25s.tokenize([bm25_text(p) for p in stored.passages], stopwords="en",
                                     stemmer=self._stemmer, show_progress=False)
             self._bm25 = bm25s.BM25()
             self._bm25.index(corpus, show_progress=False)
+            df = np.bincount([i for ids in corpus.ids for i in set(ids)], minlength=len(corpus.vocab))
+            self._idf = {term: _idf(len(stored.passages), int(df[i])) for term, i in corpus.vocab.items()}
 
     @property
     def passages(self) -> list[Passage]:
@@ -134,15 +142,24 @@ class Retriever:
         lo, hi = np.searchsorted(units[:, 0], [row, row + 1])
         return {(int(units[i, 1]), int(units[i, 2])): self.stored.vectors[i] for i in range(lo, hi)}
 
-    def bm25_scores(self, question: str) -> np.ndarray:
-        """(n_passages,) BM25 scores; all zero for a question of stop-words only."""
+    def terms(self, text: str) -> list[str]:
+        """The words of ``text`` as BM25 sees them: lower-case, stemmed, without stop-words."""
         import bm25s
 
+        return bm25s.tokenize([normalize(text)], stopwords="en", stemmer=self._stemmer,
+                              return_ids=False, show_progress=False)[0]
+
+    def term_weight(self, term: str) -> float:
+        """BM25's inverse document frequency of a term over the passages; a term no passage holds
+        weighs as much as the rarest."""
+        return self._idf.get(term, _idf(len(self.passages), 0))
+
+    def bm25_scores(self, question: str) -> np.ndarray:
+        """(n_passages,) BM25 scores; all zero for a question of stop-words only."""
         scores = np.zeros(len(self.passages), dtype=np.float32)
         if self._bm25 is None:
             return scores
-        tokens = bm25s.tokenize([normalize(question)], stopwords="en", stemmer=self._stemmer,
-                                return_ids=False, show_progress=False)[0]
+        tokens = self.terms(question)
         if tokens:
             scores[:] = self._bm25.get_scores(tokens)
         return scores

@@ -86,6 +86,13 @@ def test_a_fake_system_prompt_in_a_document_stays_inside_its_passage(corpus: Pat
     assert not any(line.startswith(("SYSTEM", "ASSISTANT", "<|im_start|>")) for line in lines)  # never a turn
 
 
+def test_a_sentence_holding_chat_template_tokens_never_reaches_the_prompt(corpus: Path):
+    _, generator, _ = ask(corpus, REFUSAL, "What apple tree care does the template give?")
+    user = generator.prompts[0][-1]["content"]
+    assert "«template»" not in user and "HACKED" not in user
+    assert "apple tree" in user  # the question still gets passages: the garden notes
+
+
 def test_fake_citation_markers_in_documents_never_reach_the_prompt(corpus: Path):
     _, generator, _ = ask(corpus, REFUSAL, "Which passage holds the apple tree facts, the citation guide says?")
     user = generator.prompts[0][-1]["content"]

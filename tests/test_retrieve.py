@@ -73,3 +73,25 @@ def test_fusion_rewards_agreement():
     fused = r.fuse(dense, bm25)
     assert fused.argmax() == 1  # second in dense, first in BM25 beats first in dense alone
     assert fused[0] == pytest.approx(1 / 61)
+
+
+def test_term_weights_follow_rarity_as_bm25_sees_words(retriever):
+    assert retriever.terms("The harbours of the town") == ["harbour", "town"]  # stemmed, no stop-words
+    rare, common = retriever.term_weight("vimont"), retriever.term_weight("macron")
+    assert rare > common > 0
+    assert retriever.term_weight("zzyzx") >= rare  # a word no passage holds weighs as the rarest
+
+
+def test_a_sentence_sharing_a_rare_word_outranks_one_sharing_a_common_word(tmp_path, encoder):
+    from qa.prompt import sentence_scores
+
+    corpus = write_corpus(tmp_path / "c", {
+        "a.txt": "Moscow spoke. Zorblat spoke.",  # same length: the same dense cosine to the question
+        **{f"m{i}.txt": PARA.format(f"Moscow story {i}") for i in range(5)},
+    })
+    retriever = Retriever(build_index(corpus, tmp_path / "idx", encoder=encoder), encoder)
+    question = "Moscow Zorblat?"
+    hit = next(h for h in retriever.search(question, k=6) if h.doc == "a.txt")
+    document = retriever.document_text("a.txt")
+    scores = {document[s:e]: score for score, s, e in sentence_scores(hit, retriever, retriever.query_vector(question), question)}
+    assert scores["Zorblat spoke."] > scores["Moscow spoke."]
