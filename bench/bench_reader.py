@@ -151,19 +151,30 @@ def table(summary: dict, metric: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def source_parser(description: str, *, limit: int, out: str) -> argparse.ArgumentParser:
+    """The options of a bench that asks FORMAT.md question files or a seeded SQuAD sample."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("questions", nargs="*", type=Path, help="question files (FORMAT.md)")
     parser.add_argument("--squad", type=Path, help="a SQuAD json file instead of question files")
-    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--limit", type=int, default=limit)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedder")
     parser.add_argument("--model")
-    parser.add_argument("--backend")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "reader.json")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / out)
+    return parser
+
+
+def parse_source(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
     if bool(args.questions) == bool(args.squad):
         parser.error("give question files or --squad FILE")
+    return args
+
+
+def main() -> None:
+    parser = source_parser(__doc__.split("\n\n")[0], limit=100, out="reader.json")
+    parser.add_argument("--backend")
+    args = parse_source(parser)
     load = os.getloadavg()
     result = run(args)
     metric = "F1" if args.squad else "accuracy"

@@ -12,14 +12,13 @@ it there: it only calls ``select_snippets``, ``Retriever.search`` and bench_read
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_reader import file_questions, squad_questions  # noqa: E402
+from bench.bench_reader import file_questions, parse_source, source_parser, squad_questions  # noqa: E402
 from bench.common import machine_info, write_result  # noqa: E402
 
 
@@ -67,19 +66,10 @@ def whole_numbers(text: str) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("questions", nargs="*", type=Path, help="question files (FORMAT.md)")
-    parser.add_argument("--squad", type=Path, help="a SQuAD json file instead of question files")
-    parser.add_argument("--limit", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--embedder")
-    parser.add_argument("--model")
+    parser = source_parser(__doc__.split("\n\n")[0], limit=400, out="snippets.json")
     parser.add_argument("--budgets", type=whole_numbers, default=[60, 200], help="e.g. 60,200")
     parser.add_argument("--max-passages", type=whole_numbers, default=[3, 5], help="e.g. 3,5")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "snippets.json")
-    args = parser.parse_args()
-    if bool(args.questions) == bool(args.squad):
-        parser.error("give question files or --squad FILE")
+    args = parse_source(parser)
     load = os.getloadavg()
     rows = run(args)
     print(table(rows))
