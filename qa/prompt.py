@@ -3,10 +3,11 @@
 The one decision: time to first token on a 2-core CPU is dominated by prompt length (~90 tokens/s),
 so the model sees a small token budget of *sentences*, not whole passages: the best-scoring
 sentences of the top passages (question similarity of their stored sentence vectors, plus the
-question words they share, weighted by rarity), grown into contiguous snippets. Each numbered snippet is an exact span of a document, so
-``[n]`` in the answer maps straight back to offsets. Everything before the question's own turn
-(the system message and the style's worked exchanges) never changes, so llama.cpp
-serves it from its prefix cache; passage text is fenced and declared to be data.
+question words they share, weighted by rarity), grown into contiguous snippets. Each numbered
+snippet is an exact span of a document, so ``[n]`` in the answer maps straight back to offsets.
+Everything before the question's own turn (the system message and the style's worked exchanges)
+never changes, so llama.cpp serves it from its prefix cache; passage text is fenced and declared
+to be data.
 """
 
 from __future__ import annotations
