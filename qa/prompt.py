@@ -218,8 +218,8 @@ def select_snippets(
     retriever: Retriever,
     question: str,
     *,
-    budget: int = 150,  # tokens of passage text in the prompt
-    max_passages: int = 5,  # passages that may contribute sentences
+    budget: int,  # tokens of passage text in the prompt (AnswerSettings.budget)
+    max_passages: int,  # passages that may contribute sentences (AnswerSettings.max_passages)
     count_tokens: Callable[[str], int],
 ) -> list[Snippet]:
     """Pick the best sentences under ``budget``, grow each by its neighbours, number the snippets.
