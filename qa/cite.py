@@ -72,11 +72,19 @@ def content_words(text: str) -> set[str]:
     >>> sorted(content_words("The U.S. withdrew from 2 treaties in 2019."))
     ['2', '2019', 'treati', 'us', 'withdrew']
     """
+    return {w if any(c.isdigit() for c in w) else _stemmer().stemWord(w) for w in surface_words(text)}
+
+
+def surface_words(text: str) -> set[str]:
+    """The words `content_words` keeps, before stemming.
+
+    >>> sorted(surface_words("Randomized algorithms use random bits."))
+    ['algorithms', 'bits', 'random', 'randomized', 'use']
+    """
     text = unicodedata.normalize("NFKC", text).replace("’", "'").lower()
     words = [w.strip("'") for w in _WORD.findall(text)]
     words = [w.removesuffix("'s").replace(".", "") for w in words]
-    words = [_NUMBER_WORDS.get(w, w) for w in words if len(w) > 1 and w not in STOPWORDS or w.isdigit()]
-    return {w if any(c.isdigit() for c in w) else _stemmer().stemWord(w) for w in words}
+    return {_NUMBER_WORDS.get(w, w) for w in words if len(w) > 1 and w not in STOPWORDS or w.isdigit()}
 
 
 _NUMBER_WORDS = dict(zip(
@@ -146,12 +154,18 @@ def support(claim_words: set[str], snippet_words: set[str]) -> float:
     return len(claim_words & snippet_words) / len(claim_words)
 
 
-def citation_span(claim_words: set[str], snippet: Snippet, document: str) -> tuple[int, int]:
-    """The sentence(s) of the snippet that carry the claim's words, as document offsets."""
+def citation_span(claim_words: set[str], snippet: Snippet, document: str, asked: set[str]) -> tuple[int, int]:
+    """The sentence(s) of the snippet that carry the claim's words, as document offsets; between
+    sentences carrying as many, the one sharing more of the question's words (``asked``)."""
     sentences = [(snippet.start + s, snippet.start + e) for s, e in split_sentences(snippet.text)]
     if len(sentences) <= 1:
         return snippet.start, snippet.end
-    scored = sorted(sentences, key=lambda se: -len(claim_words & content_words(document[se[0]:se[1]])))
+
+    def rank(span: tuple[int, int]) -> tuple[int, int]:
+        words = content_words(document[span[0] : span[1]])
+        return -len(claim_words & words), -len(asked & words)
+
+    scored = sorted(sentences, key=rank)
     start, end = scored[0]
     covered = claim_words & content_words(document[start:end])
     for s, e in scored[1:]:
@@ -170,6 +184,31 @@ def _topic_start(snippet: Snippet, start: int) -> int:
     return before[-1] if before else start
 
 
+_CHOICE = re.compile(r"\w\s+or\s+\w", re.I)
+
+
+def added_words(claim: str, question: str) -> set[str]:
+    """What a sentence of the answer adds to the question: its content words the question lacks.
+
+    A claim made only of the question's words can still answer it in two ways, which count: a word
+    the question has only in another form ("randomized algorithms" for "algorithms that use random
+    bits"), and one side of a choice ("A or B?"). Echoing the question word for word adds nothing.
+
+    >>> added_words("Randomized algorithms", "What are algorithms that use random bits called?")
+    {'random'}
+    >>> added_words("The envoy", "Who was the envoy?")
+    set()
+    >>> sorted(added_words("The Ethiopian Empire", "Which is older, the British Empire or the Ethiopian Empire?"))
+    ['empir', 'ethiopian']
+    """
+    new = content_words(claim) - content_words(question)
+    if new:
+        return new
+    if _CHOICE.search(question):
+        return content_words(claim)
+    return content_words(" ".join(surface_words(claim) - surface_words(question)))
+
+
 def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str]) -> Verified:
     """Check every claim of ``raw`` against the snippets; see the module docstring for the rules."""
     text = raw.strip()
@@ -181,7 +220,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
     notes: list[str] = []
     kept: list[tuple[Claim, Snippet, tuple[int, int]]] = []  # claim, supporting snippet, cited span
     for claim in split_claims(text):
-        new = content_words(claim.text) - asked  # what the sentence adds to the question
+        new = added_words(claim.text, question)
         scores = {n: support(new, snippet_words[n]) for n in snippet_words}
         valid = [n for n in claim.markers if n in snippet_words]
         for n in claim.markers:
@@ -202,7 +241,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
             continue
         snippet = by_n[chosen]
         document = documents[snippet.passage.doc]
-        start, end = citation_span(new, snippet, document)
+        start, end = citation_span(new, snippet, document, asked)
         if asked and not asked & content_words(document[_topic_start(snippet, start) : end]):
             notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
             continue

@@ -120,3 +120,36 @@ def test_the_sentence_before_a_cited_one_can_carry_the_question_topic():
     s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 0, len(doc), doc)
     result = verify("Denver Broncos [1].", [s], "Which team won Super Bowl 50?", {"b.txt": doc})
     assert not result.refused and result.citations[0].start == start  # cited: the Broncos sentence only
+
+
+def whole_document_snippet(doc: str) -> Snippet:
+    passage = Passage("c.txt#1", "c.txt", 0, len(doc), doc, title="C")
+    return Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 0, len(doc), doc)
+
+
+@pytest.mark.parametrize(("raw", "question"), [
+    # the answer names what the question describes, in another form of the same word
+    ("randomized algorithms [1]", "What is the term for algorithms that use random bits?"),
+    # the answer is one side of a choice the question offers
+    ("the Ethiopian Empire [1]", "Which is older, the British Empire or the Ethiopian Empire?"),
+])
+def test_an_answer_made_of_the_questions_words_can_still_answer_it(raw, question):
+    doc = "Randomized algorithms use random bits. The Ethiopian Empire is older than the British Empire."
+    result = verify(raw, [whole_document_snippet(doc)], question, {"c.txt": doc})
+    assert not result.refused and result.citations
+    assert doc[result.citations[0].start : result.citations[0].end] == result.citations[0].text
+
+
+def test_an_answer_that_echoes_the_question_word_for_word_is_still_refused():
+    doc = "Randomized algorithms use random bits."
+    result = verify("random bits [1]", [whole_document_snippet(doc)], "What do random bits do?", {"c.txt": doc})
+    assert result.refused and "only repeats the question" in " ".join(result.notes)
+
+
+def test_between_sentences_holding_the_answer_the_one_that_speaks_of_the_question_is_cited():
+    doc = ("The owner writes the list of requirements. Several contractors present ideas. "
+           "The owner selects the best ideas and hires the contractor.")
+    result = verify("the owner [1]", [whole_document_snippet(doc)], "Who selects the best ideas and hires contractors?",
+                    {"c.txt": doc})
+    assert not result.refused
+    assert result.citations[0].text == "The owner selects the best ideas and hires the contractor."
