@@ -2,13 +2,14 @@
 
 The one decision: a marker is trusted only if the sentence it ends is *supported* by the snippet it
 names: most of the sentence's content words that are not already in the question (the new
-information: names, numbers, terms) occur in that snippet, and every number does; and the
-sentence it cites (or the one before it, which sets its topic) must mention something the question
-asks about (one content word), so a name merely found in a passage is not passed off as the answer. A marker that
-points past the snippets or at one that does not support its sentence is moved to the snippet
-that does, or removed; an uncited sentence gets the snippet that supports it; a sentence no snippet
-supports is dropped; an answer left with no supported sentence becomes a refusal. Inside the
-snippet, the citation is narrowed to the sentence(s) carrying those words.
+information: names, numbers, terms; see `added_words`) occur in that snippet, and every number
+does; and the sentence it cites (or the one before it, which sets its topic) must mention something
+the question asks about (one content word), so a name merely found in a passage is not passed off
+as the answer. A marker that points past the snippets or at one that does not support its sentence
+is moved to the snippet that does, or removed; an uncited sentence gets the snippet that supports
+it; a sentence that adds nothing to the question, or that no snippet supports, is dropped; an
+answer left with no supported sentence becomes a refusal. Inside the snippet, the citation is
+narrowed to the sentence(s) carrying those words.
 
     "Pierre Vimont was the envoy [3]." with Vimont only in snippet 1
         -> text "Pierre Vimont was the envoy [1].", Citation(n=1, ...span of the Vimont sentence)
