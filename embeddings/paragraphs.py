@@ -89,12 +89,15 @@ def split_blocks(text: str) -> list[tuple[int, int]]:
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Sentences (and separate lines) of ``text[start:end]`` as absolute (start, end) spans.
 
-    Abbreviations ("U.S.", "Jan.") and initials do not end a sentence, nor does a full stop followed
-    by a lower-case word.
+    Abbreviations ("U.S.", "then-U.S.", "Jan.") and initials do not end a sentence, nor does a full
+    stop followed by a lower-case word.
 
     >>> t = "The U.S. left in 2019. Paris stayed."
     >>> [t[s:e] for s, e in split_sentences(t)]
     ['The U.S. left in 2019.', 'Paris stayed.']
+    >>> t = "He met then-U.S. President Trump. Paris stayed."
+    >>> [t[s:e] for s, e in split_sentences(t)]
+    ['He met then-U.S. President Trump.', 'Paris stayed.']
     """
     end = len(text) if end is None else end
     spans, begin = [], start
@@ -121,6 +124,7 @@ def _is_sentence_end(text: str, dot: int, after: int, limit: int) -> bool:
     if text[dot] == "." and not text[dot:after].startswith(".."):
         word = re.search(r"(\S+)$", text[:dot])
         token = word.group(1).lstrip("(\"“‘'[").lower() if word else ""
+        token = re.split(r"[-–—]", token)[-1]  # "then-U.S." ends like "U.S."
         if token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
             return False
     return True

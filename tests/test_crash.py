@@ -29,7 +29,7 @@ from test_bad_input import assert_one_error_line, harness_env, run_module
 import app
 from embeddings import store
 from embeddings.errors import IndexCorrupt, IndexLocked, IndexOutOfDate
-from embeddings.store import build_index, check_index, load_index, manifest_checksum
+from embeddings.store import FORMAT_VERSION, build_index, check_index, load_index, manifest_checksum
 from qa.answer import stream_answer
 from qa.retrieve import Retriever
 from qa.settings import Settings
@@ -217,7 +217,7 @@ DAMAGE = {
     "manifest-edited-kind": (_manifest(lambda m: m.update(index_kind="hnsw")), IndexCorrupt, "was edited"),
     "manifest-edited-file-list": (_manifest(lambda m: m["files"].clear()), IndexCorrupt, "was edited"),
     "manifest-wrong-format": (_manifest(lambda m: m.update(format_version=0)), IndexOutOfDate,
-                              "index format 0 is not 1"),
+                              f"index format 0 is not {FORMAT_VERSION}"),
     "passage-text-edited-same-length": (lambda v: _edit_json_line(v / "passages.jsonl", _same_length_text),
                                         IndexCorrupt, "passages.jsonl was modified or truncated"),
     "passages-truncated": (lambda v: (v / "passages.jsonl").write_bytes((v / "passages.jsonl").read_bytes()[:-30]),
@@ -256,8 +256,8 @@ def test_damaged_index_files_are_refused_with_how_to_rebuild(tmp_path: Path, cor
     env = harness_env(tmp_path, fakes="encoder")
     done = run_module("qa.cli", "--corpus", str(corpus), "--index-dir", str(index_dir), "search", "storms", env=env)
     if error is IndexOutOfDate:
-        assert done.returncode == 0 and "qa: note: index format 0 is not 1" in done.stderr
-        assert load_index(index_dir).manifest["format_version"] == 1
+        assert done.returncode == 0 and f"qa: note: index format 0 is not {FORMAT_VERSION}" in done.stderr
+        assert load_index(index_dir).manifest["format_version"] == FORMAT_VERSION
         return
     assert_one_error_line(done, message)
     assert "rebuild it with `qa --index-dir" in done.stderr and done.stdout == ""

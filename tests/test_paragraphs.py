@@ -60,6 +60,8 @@ def test_a_sentence_longer_than_the_budget_is_cut_at_words():
     "text, expected",
     [
         ("The U.S. left in 2019. Paris stayed.", ["The U.S. left in 2019.", "Paris stayed."]),
+        ("He met then-U.S. President Trump. Then he left.", ["He met then-U.S. President Trump.", "Then he left."]),
+        ("It runs at 100 Gbit/s. Then it stops.", ["It runs at 100 Gbit/s.", "Then it stops."]),
         ("On Jan. 31, 2024, he spoke. Then he left!", ["On Jan. 31, 2024, he spoke.", "Then he left!"]),
         ("“It must fail… because” he said. Yes.", ["“It must fail… because” he said.", "Yes."]),
         ("Line one\nLine two", ["Line one", "Line two"]),
