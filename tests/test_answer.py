@@ -7,7 +7,7 @@ import pytest
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.pipeline import Conversation, Pipeline
-from qa.prompt import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES, build_messages
+from qa.prompt import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES, source_label, build_messages
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer, Retrieved, Token
 
@@ -43,6 +43,16 @@ def test_prompt_numbers_snippets_and_keeps_system_prompt_fixed(seeds_copy, tmp_p
     assert first[:-1] == second[:-1] and first[0]["role"] == "system"  # the whole prefix is fixed: cached
     user = first[-1]["content"]
     assert user.startswith("Passages:\n[1] «") and user.rstrip().endswith("Question: Who was the special envoy?")
+
+
+@pytest.mark.parametrize(("title", "shown"), [
+    ("Macron's Dialogue With Russia: A French Attempt to Fix the Architecture", "«Macron's Dialogue With Russia»"),
+    ("Town History", "«Town History»"),
+    ("Note: the harbour", "«Note: the harbour»"),  # one word before the colon is not a title of its own
+    ("One Two Three Four Five Six Seven", "«One Two Three Four Five Six…»"),
+])
+def test_a_source_label_shows_the_title_without_its_subtitle(title, shown):
+    assert source_label(title, "Ann Lee", "2020-05-01") == f"{shown} (by Ann Lee, 2020-05-01)"
 
 
 @pytest.mark.parametrize("style", ["sentence", "short"])
