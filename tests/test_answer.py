@@ -7,7 +7,7 @@ import pytest
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.pipeline import Conversation, Pipeline
-from qa.prompt import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES, source_label, build_messages
+from qa.prompt import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES, build_messages, source_label
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer, Retrieved, Token
 
