@@ -6,9 +6,10 @@ information: names, numbers, terms; see `added_words`) occur in that snippet, an
 does; and the sentence it cites (or the one before it, which sets its topic) must mention something
 the question asks about (one content word), so a name merely found in a passage is not passed off
 as the answer. A marker that points past the snippets or at one that does not support its sentence
-is moved to the snippet that does, or removed; an uncited sentence gets the snippet that supports
-it; a sentence that adds nothing to the question, or that no snippet supports, is dropped; an
-answer left with no supported sentence becomes a refusal. Inside the snippet, the citation is
+is moved to the snippet that does, or removed, and so is one whose snippet supports the sentence
+no better than another that speaks clearly more of what was asked; an uncited sentence gets the
+snippet that supports it; a sentence that adds nothing to the question, or that no snippet
+supports, is dropped; an answer left with no supported sentence becomes a refusal. Inside the snippet, the citation is
 narrowed to the sentence(s) carrying those words.
 
     "Pierre Vimont was the envoy [3]." with Vimont only in snippet 1
@@ -210,6 +211,34 @@ def added_words(claim: str, question: str) -> set[str]:
     return content_words(" ".join(surface_words(claim) - surface_words(question)))
 
 
+ON_TOPIC = 2  # question words another snippet must mention beyond the chosen one's for the marker to move
+
+
+def _most_on_topic(chosen: int, rivals: list[int], claim_words: set[str], by_n: dict[int, Snippet],
+                   documents: dict[str, str], asked: set[str], notes: list[str], claim: str) -> int:
+    """The snippet to cite among those supporting the claim as well as ``chosen`` does: ``chosen``,
+    unless another one's cited sentence mentions at least ``ON_TOPIC`` more of the question's words.
+
+    The claim's words alone cannot tell a photo caption "Putin and Macron, 2017." from the sentence
+    "Macron was first elected in 2017" when the answer is "2017"; the question's words can.
+    """
+
+    def on_topic(n: int) -> int:
+        snippet = by_n[n]
+        document = documents[snippet.passage.doc]
+        start, end = citation_span(claim_words, snippet, document, asked)
+        return len(asked & content_words(document[start:end]))
+
+    if not asked or len(rivals) < 2:
+        return chosen
+    held = {n: on_topic(n) for n in rivals}
+    best = max(rivals, key=lambda n: (held[n], -n))
+    if held[best] >= held[chosen] + ON_TOPIC:
+        notes.append(f"cited [{best}] instead of [{chosen}], which says less of what was asked, for: {claim[:60]}")
+        return best
+    return chosen
+
+
 def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str]) -> Verified:
     """Check every claim of ``raw`` against the snippets; see the module docstring for the rules."""
     text = raw.strip()
@@ -240,6 +269,8 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         else:
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
             continue
+        chosen = _most_on_topic(chosen, [n for n in scores if scores[n] >= scores[chosen]], new, by_n, documents,
+                                asked, notes, claim.text)
         snippet = by_n[chosen]
         document = documents[snippet.passage.doc]
         start, end = citation_span(new, snippet, document, asked)

@@ -153,3 +153,28 @@ def test_between_sentences_holding_the_answer_the_one_that_speaks_of_the_questio
                     {"c.txt": doc})
     assert not result.refused
     assert result.citations[0].text == "The owner selects the best ideas and hires the contractor."
+
+
+def snippets_of(doc: str, *texts: str) -> list[Snippet]:
+    passage = Passage("d.txt#1", "d.txt", 0, len(doc), doc, title="D")
+    hit = Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc))
+    return [Snippet(n, hit, doc.index(t), doc.index(t) + len(t), t) for n, t in enumerate(texts, start=1)]
+
+
+CAPTIONED = "Putin and Macron, 2017. Since Macron was first elected president in 2017, he has sought a new order."
+
+
+def test_a_marker_on_a_caption_moves_to_the_snippet_that_speaks_of_the_question():
+    snippets = snippets_of(CAPTIONED, "Since Macron was first elected president in 2017, he has sought a new order.",
+                           "Putin and Macron, 2017.")
+    result = verify("2017 [2].", snippets, "When was Macron first elected president?", {"d.txt": CAPTIONED})
+    assert result.text == "2017 [1]."
+    assert result.citations[0].text.startswith("Since Macron was first elected")
+    assert "says less of what was asked" in " ".join(result.notes)
+
+
+def test_a_marker_stays_where_the_other_snippet_mentions_only_one_more_question_word():
+    snippets = snippets_of(CAPTIONED, "Since Macron was first elected president in 2017, he has sought a new order.",
+                           "Putin and Macron, 2017.")
+    result = verify("2017 [2].", snippets, "In which year did Macron, as president, first meet Putin?", {"d.txt": CAPTIONED})
+    assert result.citations[0].text == "Putin and Macron, 2017."  # the model's choice is kept
