@@ -2,15 +2,16 @@
 
 The one decision: a marker is trusted only if the sentence it ends is *supported* by the snippet it
 names: most of the sentence's content words that are not already in the question (the new
-information: names, numbers, terms; see `added_words`) occur in that snippet, and every number
-does; and the sentence it cites (or the one before it, which sets its topic) must mention something
-the question asks about (one content word), so a name merely found in a passage is not passed off
-as the answer. A marker that points past the snippets or at one that does not support its sentence
-is moved to the snippet that does, or removed, and so is one whose snippet supports the sentence
-no better than another that speaks clearly more of what was asked; an uncited sentence gets the
-snippet that supports it; a sentence that adds nothing to the question, or that no snippet
-supports, is dropped; an answer left with no supported sentence becomes a refusal. Inside the snippet, the citation is
-narrowed to the sentence(s) carrying those words.
+information: names, numbers, terms; see `added_words`) occur in that snippet, and every number does;
+and the sentence it cites (or the one before it, which sets its topic) must mention something the
+question asks about (one content word), so a name merely found in a passage is not passed off as the
+answer; nor is one from a document that never names a year the question names ("at the 2024 forum"
+answered from an article of 2019). A marker that points past the snippets or at one that does not
+support its sentence is moved to the snippet that does, or removed, and so is one whose snippet
+supports the sentence no better than another that speaks clearly more of what was asked; an uncited
+sentence gets the snippet that supports it; a sentence that adds nothing to the question, or that no
+snippet supports, is dropped; an answer left with no supported sentence becomes a refusal. Inside
+the snippet, the citation is narrowed to the sentence(s) carrying those words.
 
     "Pierre Vimont was the envoy [3]." with Vimont only in snippet 1
         -> text "Pierre Vimont was the envoy [1].", Citation(n=1, ...span of the Vimont sentence)
@@ -97,6 +98,18 @@ _NUMBER_WORDS = dict(zip(
 
 def _numbers(words: set[str]) -> set[str]:
     return {w for w in words if any(c.isdigit() for c in w)}
+
+
+_YEAR = re.compile(r"(?<![\d.,])(1[0-9]{3}|20[0-9]{2})(?![\d.,]\d)")
+
+
+def years(text: str) -> set[str]:
+    """The years a text names (1000-2099).
+
+    >>> sorted(years("At the 2024 forum, 1,500 delegates (up from 2019's 900) met for 2.5 days"))
+    ['2019', '2024']
+    """
+    return set(_YEAR.findall(text))
 
 
 def is_refusal(text: str) -> bool:
@@ -276,6 +289,11 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         start, end = citation_span(new, snippet, document, asked)
         if asked and not asked & content_words(document[_topic_start(snippet, start) : end]):
             notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
+            continue
+        unmentioned = years(question) - years(document) - years(f"{snippet.passage.title} {snippet.passage.date}")
+        if unmentioned:
+            notes.append(f"dropped a sentence whose document never mentions {', '.join(sorted(unmentioned))}, "
+                         f"which the question asks about: {claim.text[:60]}")
             continue
         kept.append((claim, snippet, (start, end)))
     if not kept:

@@ -178,3 +178,22 @@ def test_a_marker_stays_where_the_other_snippet_mentions_only_one_more_question_
                            "Putin and Macron, 2017.")
     result = verify("2017 [2].", snippets, "In which year did Macron, as president, first meet Putin?", {"d.txt": CAPTIONED})
     assert result.citations[0].text == "Putin and Macron, 2017."  # the model's choice is kept
+
+
+def test_an_answer_from_a_document_that_never_names_the_questions_year_is_refused():
+    # the roadmap was announced in 2019; the question asks about a 2024 event the document never mentions
+    doc = "In 2019 the president announced a roadmap for talks with Moscow."
+    result = verify("A roadmap [1].", [whole_document_snippet(doc)],
+                    "What did the president announce at the 2024 forum?", {"c.txt": doc})
+    assert result.refused and "never mentions 2024" in " ".join(result.notes)
+    kept = verify("A roadmap [1].", [whole_document_snippet(doc)],
+                  "What did the president announce in 2019?", {"c.txt": doc})
+    assert not kept.refused and kept.citations[0].text == doc
+
+
+def test_the_year_may_be_in_the_documents_date_rather_than_its_text():
+    doc = "The author is based in Paris."
+    passage = Passage("e.txt#1", "e.txt", 0, len(doc), doc, title="Security Order", date="2024-02-02")
+    s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 0, len(doc), doc)
+    result = verify("Paris [1].", [s], "In which city is the 2024 article's author based?", {"e.txt": doc})
+    assert not result.refused and result.citations[0].text == doc
