@@ -139,15 +139,23 @@ class SentenceTransformerEncoder:
         return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def encode(self, texts: Sequence[str], *, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (n, dim) float32, L2-normalised
+        """(n, dim) float32 L2-normalised vectors, in the order of ``texts``.
+
+        Texts are encoded longest first, so each batch holds texts of about one length: a batch is
+        padded to its longest text, and an index mixes passages with their sentences. On 1,242
+        SQuAD units this took 13.8 s instead of 35.8 s (all-MiniLM-L6-v2; all-mpnet-base-v2 27.6 s
+        instead of 74.2 s on 318), with the same vectors to 1e-6.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
-            out[start : start + len(batch)] = self.model.encode(
-                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
+            rows = order[start : start + self.batch_size]
+            out[rows] = self.model.encode(
+                [texts[i] for i in rows], batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
             )
             if progress is not None:
-                progress(min(start + len(batch), len(texts)), len(texts))
+                progress(min(start + len(rows), len(texts)), len(texts))
         return out
 
 
