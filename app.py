@@ -44,6 +44,7 @@ from starlette.responses import HTMLResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from embeddings.documents import SUFFIXES, Document  # noqa: E402
+from qa.cite import is_refusal  # noqa: E402
 from qa.errors import InvalidArgument, QAError  # noqa: E402
 from qa.generate import Generator  # noqa: E402
 from qa.library import MAX_COLLECTION_FILES, MAX_UPLOAD_BYTES, Library, UploadRejected  # noqa: E402
@@ -159,6 +160,7 @@ def render_answer_sources(answer: Answer, *, turn: int, collection: str, documen
     if answer.refused or not cited:
         parts.append('<p class="refusal">The documents do not answer this. The closest passages are below; '
                      "read them and judge for yourself.</p>")
+        parts.append(render_withheld(answer))
         parts += rest
     else:
         parts += cited
@@ -169,6 +171,18 @@ def render_answer_sources(answer: Answer, *, turn: int, collection: str, documen
         first = f", first words after {t.first_token_s:.1f} s" if t.first_token_s is not None else ""
         parts.append(f'<p class="timing">Answered in {t.total_s:.1f} s{first}.</p>')
     return "".join(parts)
+
+
+def render_withheld(answer: Answer) -> str:
+    """For a refusal where the model did draft an answer (which streamed into the chat before the
+    check replaced it): the draft and why the citation check withheld it; else nothing."""
+    draft = answer.raw_text.strip()
+    if not answer.refused or not draft or is_refusal(draft):
+        return ""
+    reasons = "".join(f"<li>{html.escape(note)}</li>" for note in answer.notes)
+    return (f'<details class="withheld"><summary>Why the model\'s draft was withheld</summary>'
+            f"<p>The model wrote <q>{html.escape(draft)}</q>, but the citation check found no sentence of it "
+            f"grounded in the passages:</p><ul>{reasons}</ul></details>")
 
 
 def render_searching(retrieved: Retrieved, *, collection: str, documents: Mapping[str, Document]) -> str:
@@ -343,6 +357,8 @@ CSS = """
 #sources mark { background: #fde68a; color: inherit; padding: 0 1px; }
 #sources .open-doc, #sources .scores, #sources .timing, #sources .searched { font-size: 0.82em; opacity: 0.85; }
 #sources .refusal { font-weight: 600; }
+#sources details.withheld { font-size: 0.88em; opacity: 0.9; margin: 4px 0 10px; }
+#sources details.withheld > summary { cursor: pointer; }
 #sources details.turn > summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
 #chat a[href^="#cite-"] { text-decoration: none; font-weight: 600; }
 """

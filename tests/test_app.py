@@ -13,6 +13,7 @@ import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -132,6 +133,19 @@ def test_a_refusal_offers_the_closest_passages(library: Library):
     assert "do not answer this" in panel
     assert panel.count('class="source retrieved"') == len(answer.passages)
     assert "<mark>" not in panel
+
+
+def test_a_refusal_says_why_the_models_draft_was_withheld(library: Library):
+    refused = library.pipeline().answer(NATO_Q)  # the model itself declined: nothing to explain
+    documents = library.documents(library.main)
+    assert "withheld" not in app.render_answer_sources(refused, turn=1, collection="seeds", documents=documents)
+    draft = replace(refused, raw_text="<b>Roadmap</b> [1].",
+                    notes=("dropped a sentence whose document never mentions 2024: Roadmap.",))
+    panel = app.render_answer_sources(draft, turn=1, collection="seeds", documents=documents)
+    assert "Why the model's draft was withheld" in panel
+    assert "&lt;b&gt;Roadmap&lt;/b&gt; [1]." in panel and "never mentions 2024" in panel
+    answered = library.pipeline().answer(VIMONT_Q)
+    assert "withheld" not in app.render_answer_sources(answered, turn=1, collection="seeds", documents=documents)
 
 
 def test_scores_are_shown_only_when_asked(library: Library):
