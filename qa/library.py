@@ -33,7 +33,7 @@ MAX_COLLECTION_FILES = 50  # files in one upload collection, old and new togethe
 SEED_EXAMPLES = (  # shown for the seed corpus; other collections get questions from their titles
     "Who was Macron's special envoy for the strategic dialogue with Russia?",
     "Which treaty did the U.S. leave in 2019?",
-    "What are the three pillars of Macron's security vision?",
+    "What would a Russian victory mean for Europe, according to Macron?",
 )
 
 
