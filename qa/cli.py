@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
+from qa.cite import is_refusal
 from qa.errors import QAError
 from qa.evaluate import add_eval_command
 from qa.pipeline import Pipeline
@@ -115,6 +116,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def print_sources(answer: Answer) -> None:
     if answer.refused:
+        draft = answer.raw_text.strip()
+        if draft and not is_refusal(draft):  # the model answered, the citation check withheld it
+            print(f"\nthe model's draft {draft!r} was withheld:")
+            for note in answer.notes:
+                print(f"  - {note}")
         if answer.passages:
             print("\nclosest passages:")
             for hit in answer.passages[:3]:

@@ -1,4 +1,5 @@
-"""The CLI as a user runs it: a real subprocess, real output, real exit codes (fake-free, small corpus)."""
+"""The CLI as a user runs it: a real subprocess, real output, real exit codes (fake-free, small corpus);
+the printing of a withheld draft is checked directly on a hand-made answer."""
 
 import json
 import os
@@ -58,3 +59,16 @@ def test_user_mistakes_print_one_line_and_exit_2(args, message, tmp_path):
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("qa: error:")
+
+
+def test_a_refusal_prints_why_the_models_draft_was_withheld(capsys):
+    from qa.cli import print_sources
+    from qa.types import REFUSAL, Answer
+
+    withheld = Answer("What was announced at the 2024 forum?", REFUSAL, (), (), True, raw_text="Roadmap [1].",
+                      notes=("dropped a sentence whose document never mentions 2024: Roadmap.",))
+    print_sources(withheld)
+    out = capsys.readouterr().out
+    assert "the model's draft 'Roadmap [1].' was withheld:" in out and "  - dropped a sentence" in out
+    print_sources(Answer("Who?", REFUSAL, (), (), True, raw_text=REFUSAL, notes=("the model declined",)))
+    assert "withheld" not in capsys.readouterr().out
