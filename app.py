@@ -44,7 +44,7 @@ from starlette.responses import HTMLResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from embeddings.documents import SUFFIXES, Document  # noqa: E402
-from qa.cite import is_refusal  # noqa: E402
+from qa.cite import withheld_draft  # noqa: E402
 from qa.errors import InvalidArgument, QAError  # noqa: E402
 from qa.generate import Generator  # noqa: E402
 from qa.library import MAX_COLLECTION_FILES, MAX_UPLOAD_BYTES, Library, UploadRejected  # noqa: E402
@@ -176,8 +176,8 @@ def render_answer_sources(answer: Answer, *, turn: int, collection: str, documen
 def render_withheld(answer: Answer) -> str:
     """For a refusal where the model did draft an answer (which streamed into the chat before the
     check replaced it): the draft and why the citation check withheld it; else nothing."""
-    draft = answer.raw_text.strip()
-    if not answer.refused or not draft or is_refusal(draft):
+    draft = withheld_draft(answer)
+    if not draft:
         return ""
     reasons = "".join(f"<li>{html.escape(note)}</li>" for note in answer.notes)
     return (f'<details class="withheld"><summary>Why the model\'s draft was withheld</summary>'

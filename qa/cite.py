@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from embeddings.paragraphs import split_sentences
 from qa.prompt import Snippet, looks_like_injection
-from qa.types import REFUSAL, Citation
+from qa.types import REFUSAL, Answer, Citation
 
 SUPPORT = 0.6  # share of a sentence's new content words its snippet must contain
 _MARKER = re.compile(r"\[\s*(?:passages?|source|doc(?:ument)?)?\s*(\d{1,3}(?:\s*(?:,|;|and|-|–)\s*\d{1,3})*)\s*\]", re.I)
@@ -117,6 +117,13 @@ def is_refusal(text: str) -> bool:
     first = split_sentences(text.strip())
     head = text.strip()[first[0][0] : first[0][1]] if first else ""
     return not head or bool(_REFUSAL_PATTERNS.search(head))
+
+
+def withheld_draft(answer: Answer) -> str:
+    """What the model drafted when the citation check turned its answer into a refusal; "" when the
+    answer stands or the model itself declined."""
+    draft = answer.raw_text.strip()
+    return draft if answer.refused and draft and not is_refusal(draft) else ""
 
 
 def parse_markers(text: str) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -228,28 +235,22 @@ ON_TOPIC = 2  # question words another snippet must mention beyond the chosen on
 
 
 def _most_on_topic(chosen: int, rivals: list[int], claim_words: set[str], by_n: dict[int, Snippet],
-                   documents: dict[str, str], asked: set[str], notes: list[str], claim: str) -> int:
-    """The snippet to cite among those supporting the claim as well as ``chosen`` does: ``chosen``,
-    unless another one's cited sentence mentions at least ``ON_TOPIC`` more of the question's words.
+                   documents: dict[str, str], asked: set[str]) -> tuple[int, tuple[int, int]]:
+    """The snippet to cite among ``rivals`` (those supporting the claim as well as ``chosen`` does)
+    and its cited span: ``chosen``, unless another one's cited sentence mentions at least
+    ``ON_TOPIC`` more of the question's words.
 
     The claim's words alone cannot tell a photo caption "Putin and Macron, 2017." from the sentence
     "Macron was first elected in 2017" when the answer is "2017"; the question's words can.
     """
-
-    def on_topic(n: int) -> int:
-        snippet = by_n[n]
-        document = documents[snippet.passage.doc]
-        start, end = citation_span(claim_words, snippet, document, asked)
-        return len(asked & content_words(document[start:end]))
-
-    if not asked or len(rivals) < 2:
-        return chosen
-    held = {n: on_topic(n) for n in rivals}
-    best = max(rivals, key=lambda n: (held[n], -n))
+    spans = {n: citation_span(claim_words, by_n[n], documents[by_n[n].passage.doc], asked)
+             for n in (rivals if asked else [chosen])}
+    held = {n: len(asked & content_words(documents[by_n[n].passage.doc][start:end]))
+            for n, (start, end) in spans.items()}
+    best = max(held, key=lambda n: (held[n], -n))
     if held[best] >= held[chosen] + ON_TOPIC:
-        notes.append(f"cited [{best}] instead of [{chosen}], which says less of what was asked, for: {claim[:60]}")
-        return best
-    return chosen
+        return best, spans[best]
+    return chosen, spans[chosen]
 
 
 def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str]) -> Verified:
@@ -258,6 +259,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
     if not text or is_refusal(text) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
     asked = content_words(question)
+    asked_years = years(question)
     by_n = {s.n: s for s in snippets}
     snippet_words = {s.n: _informative_words(s.text) for s in snippets}
     notes: list[str] = []
@@ -282,15 +284,18 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         else:
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
             continue
-        chosen = _most_on_topic(chosen, [n for n in scores if scores[n] >= scores[chosen]], new, by_n, documents,
-                                asked, notes, claim.text)
-        snippet = by_n[chosen]
+        on_topic, (start, end) = _most_on_topic(chosen, [n for n in scores if scores[n] >= scores[chosen]], new,
+                                                by_n, documents, asked)
+        if on_topic != chosen:
+            notes.append(f"cited [{on_topic}] instead of [{chosen}], which says less of what was asked, "
+                         f"for: {claim.text[:60]}")
+        snippet = by_n[on_topic]
         document = documents[snippet.passage.doc]
-        start, end = citation_span(new, snippet, document, asked)
         if asked and not asked & content_words(document[_topic_start(snippet, start) : end]):
             notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
             continue
-        unmentioned = years(question) - years(document) - years(f"{snippet.passage.title} {snippet.passage.date}")
+        label = f"{snippet.passage.title} {snippet.passage.date or ''}"
+        unmentioned = asked_years - years(document) - years(label) if asked_years else set()
         if unmentioned:
             notes.append(f"dropped a sentence whose document never mentions {', '.join(sorted(unmentioned))}, "
                          f"which the question asks about: {claim.text[:60]}")

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-from qa.cite import is_refusal
+from qa.cite import withheld_draft
 from qa.errors import QAError
 from qa.evaluate import add_eval_command
 from qa.pipeline import Pipeline
@@ -116,8 +116,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def print_sources(answer: Answer) -> None:
     if answer.refused:
-        draft = answer.raw_text.strip()
-        if draft and not is_refusal(draft):  # the model answered, the citation check withheld it
+        draft = withheld_draft(answer)
+        if draft:
             print(f"\nthe model's draft {draft!r} was withheld:")
             for note in answer.notes:
                 print(f"  - {note}")

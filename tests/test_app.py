@@ -13,8 +13,8 @@ import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr

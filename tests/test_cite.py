@@ -176,7 +176,8 @@ def test_a_marker_on_a_caption_moves_to_the_snippet_that_speaks_of_the_question(
 def test_a_marker_stays_where_the_other_snippet_mentions_only_one_more_question_word():
     snippets = snippets_of(CAPTIONED, "Since Macron was first elected president in 2017, he has sought a new order.",
                            "Putin and Macron, 2017.")
-    result = verify("2017 [2].", snippets, "In which year did Macron, as president, first meet Putin?", {"d.txt": CAPTIONED})
+    result = verify("2017 [2].", snippets, "In which year did Macron, as president, first meet Putin?",
+                    {"d.txt": CAPTIONED})
     assert result.citations[0].text == "Putin and Macron, 2017."  # the model's choice is kept
 
 
