@@ -73,7 +73,8 @@ def run_one(
     repack: bool = False,
 ) -> dict:  # fmt: skip
     """One configuration, in this process: load, uncached prompt, cached prefix, decode."""
-    from qa.generate import LlamaCppGenerator, load_generator
+    from qa.generate import load_generator
+    from qa.llamacpp import LlamaCppGenerator
     from qa.ikllama import IkLlamaGenerator
     from qa.models import resolve_model
 

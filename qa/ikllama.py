@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 from qa.errors import BackendUnavailable, GenerationError, ModelNotFound
-from qa.generate import (_ask_openmp_to_sleep, _check_max_tokens, _check_messages, _stream_from_thread,
+from qa.generate import (ask_openmp_to_sleep, check_max_tokens, check_messages, stream_from_thread,
                          check_positive, cut_at_stop, llama_threads)
 from qa.models import ModelSpec, resolve_model
 
@@ -66,7 +66,7 @@ class IkLlamaGenerator:
     def _load(self) -> _Api:
         with self._load_lock:
             if self._api is None:
-                _ask_openmp_to_sleep()
+                ask_openmp_to_sleep()
                 api = _Api.load()
                 params = api.C.llama_model_default_params()
                 params.use_mmap = True
@@ -125,9 +125,9 @@ class IkLlamaGenerator:
     def generate(
         self, messages: Sequence[dict], *, max_tokens: int = 160, stop: Sequence[str] = ()
     ) -> Iterator[str]:
-        checked = _check_messages(messages)
+        checked = check_messages(messages)
         stop = [s for s in stop if s]
-        return cut_at_stop(self._stream(checked, _check_max_tokens(max_tokens)), stop)
+        return cut_at_stop(self._stream(checked, check_max_tokens(max_tokens)), stop)
 
     def _stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
         tokens = self._prompt(messages)
@@ -143,7 +143,7 @@ class IkLlamaGenerator:
                     if on_chunk(piece):
                         break
 
-        yield from _stream_from_thread(run)
+        yield from stream_from_thread(run)
 
     def _decode(self, tokens: list[int], max_tokens: int) -> Iterator[str]:
         """Evaluate ``tokens`` after the longest prefix already cached, then decode greedily."""

@@ -1,4 +1,5 @@
-"""qa/generate.py: backend choice, streaming plumbing with fakes, and the real packaged models."""
+"""qa/generate.py and its backends (qa/ikllama.py, qa/llamacpp.py, qa/hftransformers.py): backend choice, streaming
+plumbing with fakes, and the real packaged models."""
 
 from __future__ import annotations
 
@@ -12,14 +13,10 @@ import pytest
 
 from qa import generate
 from qa.errors import BackendUnavailable, GenerationError, InvalidArgument, ModelNotFound
-from qa.generate import (
-    Generator,
-    LlamaCppGenerator,
-    TransformersGenerator,
-    cut_at_stop,
-    load_generator,
-)
+from qa.generate import Generator, cut_at_stop, load_generator
+from qa.hftransformers import TransformersGenerator
 from qa.ikllama import IkLlamaGenerator
+from qa.llamacpp import LlamaCppGenerator
 from qa.models import resolve_model
 
 QUESTION = [
@@ -96,13 +93,13 @@ def test_cut_at_stop_streams_each_piece_unless_it_could_begin_a_stop_string():
 
 
 def test_stream_from_thread_passes_items_and_errors():
-    assert list(generate._stream_from_thread(lambda emit: [emit(i) for i in range(3)])) == [0, 1, 2]
+    assert list(generate.stream_from_thread(lambda emit: [emit(i) for i in range(3)])) == [0, 1, 2]
 
     def boom(emit):
         emit("first")
         raise RuntimeError("native failure")
 
-    stream = generate._stream_from_thread(boom)
+    stream = generate.stream_from_thread(boom)
     assert next(stream) == "first"
     with pytest.raises(GenerationError, match="native failure"):
         next(stream)
@@ -118,7 +115,7 @@ def test_stream_from_thread_tells_the_producer_when_the_consumer_stops():
                 return
             time.sleep(0.001)
 
-    stream = generate._stream_from_thread(produce)
+    stream = generate.stream_from_thread(produce)
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     stream.close()  # joins the worker
     assert answers[-1] is True and len(answers) < 1000
@@ -190,7 +187,7 @@ def test_generate_validates_before_loading(gguf_file, transformers_dir, messages
 
 def test_openmp_is_asked_to_sleep_and_late_setting_warns(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    generate._ask_openmp_to_sleep()
+    generate.ask_openmp_to_sleep()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit choice is kept
     monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.delitem(sys.modules, "torch", raising=False)
@@ -198,12 +195,12 @@ def test_openmp_is_asked_to_sleep_and_late_setting_warns(monkeypatch):
     monkeypatch.delitem(sys.modules, "ik_llama_cpp", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        generate._ask_openmp_to_sleep()
+        generate.ask_openmp_to_sleep()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.setitem(sys.modules, "torch", object())
     with pytest.warns(RuntimeWarning, match="before starting Python"):
-        generate._ask_openmp_to_sleep()
+        generate.ask_openmp_to_sleep()
 
 
 def test_default_threads_split_decode_and_prompt():

@@ -15,7 +15,8 @@ import pytest
 from conftest import KeywordEncoder, ScriptedGenerator, write_corpus
 from test_generate import ScriptedServer
 
-from qa.generate import LlamaCppGenerator, _check_messages, defuse_control_tokens
+from qa.generate import check_messages, defuse_control_tokens
+from qa.llamacpp import LlamaCppGenerator
 from qa.pipeline import Pipeline
 from qa.prompt import SYSTEM_PROMPT
 from qa.settings import Settings
@@ -123,7 +124,7 @@ def test_chat_template_tokens_in_text_are_defused_before_any_backend(tmp_path: P
     for message in sent:
         assert "<|im_start|>" not in message["content"] and "<|im_end|>" not in message["content"]
     assert "‹|im_start|›system" in sent[1]["content"]
-    assert _check_messages(messages) == sent  # the transformers backend goes through the same check
+    assert check_messages(messages) == sent  # the transformers backend goes through the same check
 
 
 @pytest.mark.parametrize(("text", "expected"), [
