@@ -55,10 +55,13 @@ class AnswerSettings:
         return self.context_tokens if self.context_tokens is not None else CONTEXT_TOKENS[self.style]
 
 
-def standalone(question: str, history: Sequence[tuple[str, str]], generator: Generator) -> str:
+def standalone(question: str, history: Sequence[tuple[str, str]], generator: Generator, *, style: str = "sentence") -> str:
+    """``question`` itself, or for a follow-up its rewrite with the conversation (`qa.conversation`),
+    asked after the fixed messages of ``style``'s answer prompt, which the generator keeps cached."""
     if not looks_like_follow_up(question, history):
         return question
-    reply = "".join(generator.generate(rewrite_messages(question, history), max_tokens=48, stop=["\n"]))
+    prefix = build_messages([], question, style=style)[:-1]
+    reply = "".join(generator.generate(rewrite_messages(question, history, prefix), max_tokens=48, stop=["\n"]))
     return clean_rewrite(reply, question, history)
 
 
@@ -76,7 +79,7 @@ def stream_answer(
     check_k(k)
     asked = clean_question(question)
     history = [(clean_question(q), a) for q, a in history if q and q.strip()]
-    query = standalone(asked, history, generator)
+    query = standalone(asked, history, generator, style=settings.style)
     hits: tuple[Hit, ...] = tuple(retriever.search(query, k=k))
     retrieved_at = time.perf_counter() - started
     yield Retrieved(hits, query)

@@ -117,7 +117,9 @@ def test_follow_up_is_rewritten_before_retrieval(seeds_copy, tmp_path):
     chat.ask("Who was Macron's special envoy Pierre Vimont?")
     second = chat.ask("and what was his role?")
     assert second.standalone_question == "Who was Pierre Vimont's role for Macron?"
-    assert "Conversation:" in generator.prompts[1][1]["content"]
+    rewrite, answer = generator.prompts[1], generator.prompts[2]
+    assert "Conversation:" in rewrite[-1]["content"]
+    assert rewrite[:-1] == answer[:-1]  # the answer prompt's fixed messages, served from the prefix cache
 
 
 @pytest.mark.parametrize("question", ["", "  ", "\x00"])

@@ -45,3 +45,14 @@ def test_short_style_answers_with_only_the_words_that_answer(pipeline, capsys):
     assert len(result["answer"].split()) <= 5  # "Pierre Vimont [1]." rather than a sentence about him
     text = pipeline.document_text(result["citations"][0]["doc"])
     assert all(text[c["start"]:c["end"]] == c["text"] for c in result["citations"])
+
+
+@pytest.mark.model
+def test_follow_up_is_rewritten_with_the_conversation_and_answered(pipeline):
+    first_q = "When did Macron propose a strategic dialogue with Russia?"
+    first = pipeline.answer(first_q)
+    second = pipeline.answer("how many working groups met for it?", history=[(first_q, first.text)])
+    assert "dialogue" in second.standalone_question.lower()  # "it" replaced from the conversation
+    assert not second.refused and "12" in second.text
+    for c in second.citations:
+        assert pipeline.document_text(c.doc)[c.start : c.end] == c.text

@@ -1,0 +1,51 @@
+"""qa/conversation.py: which questions are follow-ups, the rewrite request, and which rewrites are kept."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from qa import conversation
+from qa.conversation import clean_rewrite, looks_like_follow_up, rewrite_messages
+from qa.prompt import build_messages
+from qa.types import REFUSAL
+
+HISTORY = [("Which treaty did the U.S. leave in 2019?", "INF Treaty [1].")]
+JOINED = "Which treaty did the U.S. leave in 2019? and who accused whom of cheating?"
+
+
+def test_doctests():
+    failed, attempted = doctest.testmod(conversation)
+    assert attempted and not failed
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("and who accused whom of cheating?", True),
+    ("Who signed it?", True),
+    ("Who left the INF Treaty?", False),
+])
+def test_follow_ups_are_told_apart(question, expected):
+    assert looks_like_follow_up(question, HISTORY) is expected
+    assert looks_like_follow_up(question, []) is False
+
+
+def test_the_rewrite_is_asked_after_the_answer_prompts_fixed_messages():
+    prefix = build_messages([], "x")[:-1]
+    messages = rewrite_messages("and who accused whom of cheating?", HISTORY, prefix)
+    assert messages[:-1] == prefix  # unchanged, so the model's prefix cache serves them
+    assert messages[-1]["role"] == "user" and "INF Treaty [1]." in messages[-1]["content"]
+    assert messages[-1]["content"].rstrip().endswith("Rewritten question:")
+
+
+@pytest.mark.parametrize("reply, kept", [
+    ("Who accused whom of cheating over the INF Treaty?", "Who accused whom of cheating over the INF Treaty?"),
+    ("Rewritten question: Who accused whom of cheating in 2019?", "Who accused whom of cheating in 2019?"),
+    ('"Who accused Moscow of cheating?"\nThe U.S. did.', "Who accused Moscow of cheating?"),  # first line, unquoted
+    (REFUSAL, None),  # the answer prompt's refusal sentence, not a question
+    ("INF", None),  # too short to be a question
+    ("", None),
+])
+def test_a_rewrite_is_kept_only_when_it_is_a_plausible_question(reply, kept):
+    rewritten = clean_rewrite(reply, "and who accused whom of cheating?", HISTORY)
+    assert rewritten == (kept or JOINED)
