@@ -4,8 +4,8 @@ The one decision: a marker is trusted only if the sentence it ends is *supported
 names: most of the sentence's content words that are not already in the question (the new
 information: names, numbers, terms; see `added_words`) occur in that snippet, and every number does;
 and the sentence it cites (or the one before it, which sets its topic) must mention something the
-question asks about (one content word), so a name merely found in a passage is not passed off as the
-answer; nor is one from a document that never names a year the question names ("at the 2024 forum"
+question asks about (one content word; for "who wrote...", the document's author will do), so a name
+merely found in a passage is not passed off as the answer; nor is one from a document that never names a year the question names ("at the 2024 forum"
 answered from an article of 2019). A marker that points past the snippets or at one that does not
 support its sentence is moved to the snippet that does, or removed, and so is one whose snippet
 supports the sentence no better than another that speaks clearly more of what was asked; an uncited
@@ -231,6 +231,26 @@ def added_words(claim: str, question: str) -> set[str]:
     return content_words(" ".join(surface_words(claim) - surface_words(question)))
 
 
+_AUTHORSHIP = re.compile(r"\b(?:wrote|write|writes|written|writer|authors?|authored|byline)\b", re.I)
+
+
+def names_the_author(claim_words: set[str], snippet: Snippet, question: str) -> bool:
+    """True when the question asks who wrote something and the claim is the cited document's author.
+
+    Such an answer is on topic though its byline ("Rym Momtaz") shares no word with the question
+    ("Who wrote the 2024 article?"): the author is part of every passage's label the model sees.
+
+    >>> from types import SimpleNamespace as NS
+    >>> byline = NS(passage=NS(author="Rym Momtaz"))
+    >>> names_the_author({"rym", "momtaz"}, byline, "Who wrote the 2024 article?")
+    True
+    >>> names_the_author({"rym", "momtaz"}, byline, "Who leads NATO?")
+    False
+    """
+    author = content_words(snippet.passage.author or "")
+    return bool(author and claim_words and claim_words <= author and _AUTHORSHIP.search(question))
+
+
 ON_TOPIC = 2  # question words another snippet must mention beyond the chosen one's for the marker to move
 
 
@@ -291,7 +311,8 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
                          f"for: {claim.text[:60]}")
         snippet = by_n[on_topic]
         document = documents[snippet.passage.doc]
-        if asked and not asked & content_words(document[_topic_start(snippet, start) : end]):
+        if (asked and not asked & content_words(document[_topic_start(snippet, start) : end])
+                and not names_the_author(new, snippet, question)):
             notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")
             continue
         label = f"{snippet.passage.title} {snippet.passage.date or ''}"

@@ -113,6 +113,19 @@ def test_a_name_found_in_a_passage_that_says_nothing_of_the_question_is_not_an_a
     assert not kept.refused and "Vimont" in kept.citations[0].text
 
 
+def test_the_documents_author_answers_who_wrote_it_though_the_byline_shares_no_word_with_the_question():
+    doc = "Rym Momtaz\n\nRym Momtaz is a research fellow based in Paris."
+    passage = Passage("m.txt#1", "m.txt", 0, len(doc), doc, title="Macron's European Security Order",
+                      author="Rym Momtaz", date="2024-02-02")
+    byline = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 0, len("Rym Momtaz"), "Rym Momtaz")
+    docs = {"m.txt": doc}
+    result = verify("Rym Momtaz [1].", [byline], "Who wrote the 2024 article on Macron's European security order?", docs)
+    assert not result.refused and result.citations[0].text == "Rym Momtaz"
+    # the same name is no answer to a question that does not ask for the author
+    other = verify("Rym Momtaz [1].", [byline], "Who heads the European Council?", docs)
+    assert other.refused and "does not mention what was asked" in " ".join(other.notes)
+
+
 def test_the_sentence_before_a_cited_one_can_carry_the_question_topic():
     doc = "Super Bowl 50 was an American football game. The Denver Broncos defeated the Carolina Panthers."
     passage = Passage("b.txt#1", "b.txt", 0, len(doc), doc, title="Super Bowl 50")
