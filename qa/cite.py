@@ -4,7 +4,8 @@ The one decision: a marker is trusted only if the sentence it ends is *supported
 names: most of the sentence's content words that are not already in the question (the new
 information: names, numbers, terms; see `added_words`) occur in that snippet, and every number does;
 and the sentence it cites (or the one before it, which sets its topic) must mention something the
-question asks about (one content word; for "who wrote...", the document's author will do), so a name
+question asks about (one content word; for "who wrote...", the document's author will do, cited at
+the passage sentence that names them when the model read the name in the passage label), so a name
 merely found in a passage is not passed off as the answer; nor is one from a document that never names a year the question names ("at the 2024 forum"
 answered from an article of 2019). A marker that points past the snippets or at one that does not
 support its sentence is moved to the snippet that does, or removed, and so is one whose snippet
@@ -251,6 +252,23 @@ def names_the_author(claim_words: set[str], snippet: Snippet, question: str) -> 
     return bool(author and claim_words and claim_words <= author and _AUTHORSHIP.search(question))
 
 
+def author_sentence(claim_words: set[str], snippets: Sequence[Snippet], question: str) -> tuple[Snippet, tuple[int, int]] | None:
+    """For "who wrote...", the snippet whose document's author the claim is, and the span (document
+    offsets) of the first sentence of its passage that names them; None when there is none.
+
+    The model sees each document's author in the passage label ("«Title» (by Ann Lee)"), so it may
+    answer with a name that the snippet's own text lacks; the citation then points at the passage's
+    sentence that names the author ("Our Fellow, Ann Lee, has published..."), never at the label.
+    """
+    for snippet in snippets:
+        if names_the_author(claim_words, snippet, question):
+            passage = snippet.passage
+            for s, e in split_sentences(passage.text):
+                if claim_words <= content_words(passage.text[s:e]):
+                    return snippet, (passage.start + s, passage.start + e)
+    return None
+
+
 ON_TOPIC = 2  # question words another snippet must mention beyond the chosen one's for the marker to move
 
 
@@ -296,16 +314,23 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         if not new:
             notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")
             continue
+        byline = None if scores[best] >= SUPPORT else author_sentence(new, snippets, question)
         if good:
             chosen = good[0]
         elif scores[best] >= SUPPORT:
             chosen = best
             notes.append(f"cited [{best}] instead of {list(claim.markers) or 'nothing'} for: {claim.text[:60]}")
+        elif byline:
+            chosen = byline[0].n
+            notes.append(f"cited the sentence of passage [{chosen}] that names its author, for: {claim.text[:60]}")
         else:
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
             continue
-        on_topic, (start, end) = _most_on_topic(chosen, [n for n in scores if scores[n] >= scores[chosen]], new,
-                                                by_n, documents, asked)
+        if byline:
+            on_topic, (start, end) = byline[0].n, byline[1]
+        else:
+            on_topic, (start, end) = _most_on_topic(chosen, [n for n in scores if scores[n] >= scores[chosen]], new,
+                                                    by_n, documents, asked)
         if on_topic != chosen:
             notes.append(f"cited [{on_topic}] instead of [{chosen}], which says less of what was asked, "
                          f"for: {claim.text[:60]}")

@@ -126,6 +126,20 @@ def test_the_documents_author_answers_who_wrote_it_though_the_byline_shares_no_w
     assert other.refused and "does not mention what was asked" in " ".join(other.notes)
 
 
+def test_an_author_named_only_in_the_label_is_cited_where_the_passage_names_them():
+    doc = "Macron's Dialogue With Russia\n\nOur Fellow, Juliette Faure, has published an analysis. In 2019, Macron spoke."
+    passage = Passage("f.txt#1", "f.txt", 0, len(doc), doc, title="Macron's Dialogue With Russia", author="Juliette Faure")
+    shown = doc.index("In 2019")  # the snippet the model saw holds no name; its label did ("by Juliette Faure")
+    s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), shown, len(doc), doc[shown:])
+    result = verify("Juliette Faure [1].", [s], "Who is the author of the article on Macron's dialogue?", {"f.txt": doc})
+    assert not result.refused and result.text == "Juliette Faure [1]."
+    assert result.citations[0].text == "Our Fellow, Juliette Faure, has published an analysis."
+    assert doc[result.citations[0].start : result.citations[0].end] == result.citations[0].text
+    # a name from the label answers nothing else
+    other = verify("Juliette Faure [1].", [s], "Who spoke in 2019?", {"f.txt": doc})
+    assert other.refused and "dropped unsupported sentence" in " ".join(other.notes)
+
+
 def test_the_sentence_before_a_cited_one_can_carry_the_question_topic():
     doc = "Super Bowl 50 was an American football game. The Denver Broncos defeated the Carolina Panthers."
     passage = Passage("b.txt#1", "b.txt", 0, len(doc), doc, title="Super Bowl 50")
