@@ -6,13 +6,14 @@ information: names, numbers, terms; see `added_words`) occur in that snippet, an
 and the sentence it cites (or the one before it, which sets its topic) must mention something the
 question asks about (one content word; for "who wrote...", the document's author will do, cited at
 the passage sentence that names them when the model read the name in the passage label), so a name
-merely found in a passage is not passed off as the answer; nor is one from a document that never names a year the question names ("at the 2024 forum"
-answered from an article of 2019). A marker that points past the snippets or at one that does not
-support its sentence is moved to the snippet that does, or removed, and so is one whose snippet
-supports the sentence no better than another that speaks clearly more of what was asked; an uncited
-sentence gets the snippet that supports it; a sentence that adds nothing to the question, or that no
-snippet supports, is dropped; an answer left with no supported sentence becomes a refusal. Inside
-the snippet, the citation is narrowed to the sentence(s) carrying those words.
+merely found in a passage is not passed off as the answer; nor is one from a document that never
+names a year the question names ("at the 2024 forum" answered from an article of 2019). A marker
+that points past the snippets or at one that does not support its sentence is moved to the snippet
+that does, or removed, and so is one whose snippet supports the sentence no better than another that
+speaks clearly more of what was asked; an uncited sentence gets the snippet that supports it; a
+sentence that adds nothing to the question, or that no snippet supports, is dropped; an answer left
+with no supported sentence becomes a refusal. Inside the snippet, the citation is narrowed to the
+sentence(s) carrying those words.
 
     "Pierre Vimont was the envoy [3]." with Vimont only in snippet 1
         -> text "Pierre Vimont was the envoy [1].", Citation(n=1, ...span of the Vimont sentence)
@@ -314,20 +315,20 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         if not new:
             notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")
             continue
-        byline = None if scores[best] >= SUPPORT else author_sentence(new, snippets, question)
+        byline = None  # (snippet, span) of the passage sentence naming the author the claim is
         if good:
             chosen = good[0]
         elif scores[best] >= SUPPORT:
             chosen = best
             notes.append(f"cited [{best}] instead of {list(claim.markers) or 'nothing'} for: {claim.text[:60]}")
-        elif byline:
+        elif byline := author_sentence(new, snippets, question):
             chosen = byline[0].n
             notes.append(f"cited the sentence of passage [{chosen}] that names its author, for: {claim.text[:60]}")
         else:
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
             continue
         if byline:
-            on_topic, (start, end) = byline[0].n, byline[1]
+            on_topic, (start, end) = chosen, byline[1]
         else:
             on_topic, (start, end) = _most_on_topic(chosen, [n for n in scores if scores[n] >= scores[chosen]], new,
                                                     by_n, documents, asked)
