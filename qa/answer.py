@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from qa.cite import verify
-from qa.conversation import clean_rewrite, looks_like_follow_up, rewrite_messages
+from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
 from qa.generate import Generator
 from qa.errors import InvalidArgument, check_positive_whole
 from qa.prompt import STYLES, build_messages, select_snippets
@@ -55,14 +55,18 @@ class AnswerSettings:
         return self.context_tokens if self.context_tokens is not None else CONTEXT_TOKENS[self.style]
 
 
-def standalone(question: str, history: Sequence[tuple[str, str]], generator: Generator, *, style: str = "sentence") -> str:
-    """``question`` itself, or for a follow-up its rewrite with the conversation (`qa.conversation`),
-    asked after the fixed messages of ``style``'s answer prompt, which the generator keeps cached."""
+def standalone(question: str, history: Sequence[tuple[str, str]], generator: Generator, *,
+               style: str = "sentence") -> tuple[str, str]:
+    """(the question to answer, the text to search for): ``question`` itself, or for a follow-up its
+    rewrite with the conversation (`qa.conversation`), asked after the fixed messages of ``style``'s
+    answer prompt, which the generator keeps cached. A follow-up the model fails to rewrite is
+    answered as asked, from a search for it joined to the previous question."""
     if not looks_like_follow_up(question, history):
-        return question
+        return question, question
     prefix = build_messages([], question, style=style)[:-1]
     reply = "".join(generator.generate(rewrite_messages(question, history, prefix), max_tokens=48, stop=["\n"]))
-    return clean_rewrite(reply, question, history)
+    rewrite = clean_rewrite(reply, question)
+    return (rewrite, rewrite) if rewrite else (question, joined(question, history))
 
 
 def stream_answer(
@@ -79,8 +83,8 @@ def stream_answer(
     check_k(k)
     asked = clean_question(question)
     history = [(clean_question(q), a) for q, a in history if q and q.strip()]
-    query = standalone(asked, history, generator, style=settings.style)
-    hits: tuple[Hit, ...] = tuple(retriever.search(query, k=k))
+    query, searched = standalone(asked, history, generator, style=settings.style)
+    hits: tuple[Hit, ...] = tuple(retriever.search(searched, k=k))
     retrieved_at = time.perf_counter() - started
     yield Retrieved(hits, query)
 
@@ -91,7 +95,7 @@ def stream_answer(
     if not hits or max(h.dense_score for h in hits) < settings.min_relevance:
         yield finish(REFUSAL, "", True, notes=["no passage is close enough to the question"])
         return
-    snippets = select_snippets(hits, retriever, query, budget=settings.budget,
+    snippets = select_snippets(hits, retriever, searched, budget=settings.budget,
                                max_passages=settings.max_passages, count_tokens=generator.count_tokens)
     messages = build_messages(snippets, query, style=settings.style)
     pieces: list[str] = []

@@ -5,8 +5,11 @@ The one decision: only a question that looks like a follow-up (a pronoun or a le
 answer prompt's fixed messages (system prompt and worked exchanges), so the model's prefix cache
 serves them both for the rewrite and for the answer that follows: with its own system message, the
 rewrite evicted them and a follow-up waited 9-11 s for its first token instead of 2-3 s. The model
-is asked for the rewritten question only; if its reply is not a usable question, the follow-up is
-joined to the previous question instead, which retrieval handles well enough.
+is asked for the rewritten question only. If its reply is not a usable question (a statement such
+as "Juliette Faure is French." is the model answering, not rewriting), retrieval searches for the
+previous question joined with the follow-up, while the model is asked the follow-up as written:
+shown the joined pair, it answered the previous one ("Rym Momtaz [1]" to "where did she report on
+the Elysée before?").
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from collections.abc import Sequence
 
 from qa.cite import is_refusal
+from qa.metrics import strip_citations
 
 _FOLLOW_UP = re.compile(
     r"^(?:and|but|also|so|then|what about|how about|why|what else)\b"
@@ -43,24 +47,37 @@ def rewrite_messages(question: str, history: Sequence[tuple[str, str]], prefix: 
     >>> rewrite_messages("and his role?", [("Who was the envoy?", "Vimont [1].")], [])[-1]["content"].splitlines()[-3:]
     ['Last question: and his role?', '', 'Rewritten question:']
     """
-    turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history[-2:])
+    # without its citation markers, which the model would copy into the rewrite ("Rym Momtaz [1] ...")
+    turns = "\n".join(f"User: {q}\nAssistant: {strip_citations(a)}" for q, a in history[-2:])
     ask = f"{REWRITE_PROMPT}\n\nConversation:\n{turns}\n\nLast question: {question}\n\nRewritten question:"
     return [*prefix, {"role": "user", "content": ask}]
 
 
-def clean_rewrite(reply: str, question: str, history: Sequence[tuple[str, str]]) -> str:
-    """The model's rewrite if it is a plausible question, else the previous question joined with this one.
+def clean_rewrite(reply: str, question: str) -> str | None:
+    """The model's rewrite if it is a plausible question, else None.
 
-    Asked after the answer prompt, the model may reply with its refusal sentence: that is no question.
+    Asked after the answer prompt, the model may reply with its refusal sentence or answer the
+    question instead of rewriting it: neither is a question.
 
-    >>> history = [("Which treaty did the U.S. leave in 2019?", "INF Treaty [1].")]
-    >>> clean_rewrite("Who left the INF Treaty?", "and who left it?", history)
+    >>> clean_rewrite("Rewritten question: Who left the INF Treaty [1]?", "and who left it?")
     'Who left the INF Treaty?'
-    >>> clean_rewrite("I cannot find the answer in the documents.", "and who left it?", history)
-    'Which treaty did the U.S. leave in 2019? and who left it?'
+    >>> clean_rewrite("I cannot find the answer in the documents.", "and who left it?") is None
+    True
+    >>> clean_rewrite("The U.S. left it [1].", "and who left it?") is None
+    True
     """
     reply = reply.strip().splitlines()[0].strip().strip('"“”') if reply.strip() else ""
-    reply = re.sub(r"^(?:rewritten question|question)\s*:\s*", "", reply, flags=re.I)
-    if 3 <= len(reply.split()) <= 60 and len(reply) <= 4 * len(question) + 200 and not is_refusal(reply):
+    reply = strip_citations(re.sub(r"^(?:rewritten question|question)\s*:\s*", "", reply, flags=re.I))
+    if (3 <= len(reply.split()) <= 60 and len(reply) <= 4 * len(question) + 200 and reply.endswith("?")
+            and not is_refusal(reply)):
         return reply
+    return None
+
+
+def joined(question: str, history: Sequence[tuple[str, str]]) -> str:
+    """What retrieval searches for a follow-up the model could not rewrite.
+
+    >>> joined("and who left it?", [("Which treaty did the U.S. leave in 2019?", "INF Treaty [1].")])
+    'Which treaty did the U.S. leave in 2019? and who left it?'
+    """
     return f"{history[-1][0]} {question}"

@@ -122,6 +122,18 @@ def test_follow_up_is_rewritten_before_retrieval(seeds_copy, tmp_path):
     assert rewrite[:-1] == answer[:-1]  # the answer prompt's fixed messages, served from the prefix cache
 
 
+def test_a_follow_up_the_model_cannot_rewrite_is_asked_as_written_and_searched_with_its_context(seeds_copy, tmp_path):
+    # the rewrite request answered instead of rewriting: that is no question to search for or to ask
+    replies = iter(["Pierre Vimont [1].", "He was the envoy [1].", REFUSAL])
+    pipeline, generator = make(seeds_copy, tmp_path, lambda messages: next(replies))
+    chat = Conversation(pipeline)
+    chat.ask("Who was Macron's special envoy Pierre Vimont?")
+    second = chat.ask("and what was his role?")
+    assert second.standalone_question == "and what was his role?"
+    assert generator.prompts[2][-1]["content"].endswith("Question: and what was his role?")
+    assert "Vimont" in second.passages[0].passage.text  # found through the previous question
+
+
 @pytest.mark.parametrize("question", ["", "  ", "\x00"])
 def test_empty_question_is_a_typed_error_before_any_loading(tmp_path, question):
     pipeline = Pipeline(Settings(corpus=tmp_path / "missing"), encoder=KeywordEncoder(), generator=ScriptedGenerator())

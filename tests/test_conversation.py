@@ -12,7 +12,6 @@ from qa.prompt import build_messages
 from qa.types import REFUSAL
 
 HISTORY = [("Which treaty did the U.S. leave in 2019?", "INF Treaty [1].")]
-JOINED = "Which treaty did the U.S. leave in 2019? and who accused whom of cheating?"
 
 
 def test_doctests():
@@ -34,7 +33,8 @@ def test_the_rewrite_is_asked_after_the_answer_prompts_fixed_messages():
     prefix = build_messages([], "x")[:-1]
     messages = rewrite_messages("and who accused whom of cheating?", HISTORY, prefix)
     assert messages[:-1] == prefix  # unchanged, so the model's prefix cache serves them
-    assert messages[-1]["role"] == "user" and "INF Treaty [1]." in messages[-1]["content"]
+    assert messages[-1]["role"] == "user" and "Assistant: INF Treaty.\n" in messages[-1]["content"]
+    assert "[1]" not in messages[-1]["content"]  # a marker in the history is copied into the rewrite
     assert messages[-1]["content"].rstrip().endswith("Rewritten question:")
 
 
@@ -42,10 +42,11 @@ def test_the_rewrite_is_asked_after_the_answer_prompts_fixed_messages():
     ("Who accused whom of cheating over the INF Treaty?", "Who accused whom of cheating over the INF Treaty?"),
     ("Rewritten question: Who accused whom of cheating in 2019?", "Who accused whom of cheating in 2019?"),
     ('"Who accused Moscow of cheating?"\nThe U.S. did.', "Who accused Moscow of cheating?"),  # first line, unquoted
+    ("Who left the INF Treaty [1]?", "Who left the INF Treaty?"),  # a copied marker is no part of it
     (REFUSAL, None),  # the answer prompt's refusal sentence, not a question
+    ("The U.S. accused Russia of cheating [1].", None),  # an answer, not a question
     ("INF", None),  # too short to be a question
     ("", None),
 ])
 def test_a_rewrite_is_kept_only_when_it_is_a_plausible_question(reply, kept):
-    rewritten = clean_rewrite(reply, "and who accused whom of cheating?", HISTORY)
-    assert rewritten == (kept or JOINED)
+    assert clean_rewrite(reply, "and who accused whom of cheating?") == kept
