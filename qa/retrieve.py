@@ -200,11 +200,20 @@ class Retriever:
         return hits
 
     def fuse(self, dense: np.ndarray, bm25: np.ndarray) -> np.ndarray:
-        """Reciprocal rank fusion; a method that found nothing for a passage adds nothing."""
+        """Reciprocal rank fusion; the passages a method found nothing for share its last rank.
+
+        Scoring them nothing instead made being found by BM25 outweigh any dense rank in a small
+        corpus, where 1 / (rrf_k + rank) barely changes from rank 1 to rank 34: the seed passage
+        that paraphrases "relying on foreign arms suppliers" was first by dense, shared no word with
+        the question and fell below the 20 passages matching "which" or "did" (dev d13). Sharing the
+        last rank, recall@5 of the evidence went from 0.95 to 1.00 on dev and one more held-out
+        question was answered (18 of 20); on 500 SQuAD questions, where few passages lack every
+        word, recall@1/3/5 did not change.
+        """
         s = self.settings
         fused = np.zeros(len(dense), dtype=np.float64)
         for scores, weight, found in ((dense, s.dense_weight, np.isfinite(dense)), (bm25, s.bm25_weight, bm25 > 0)):
             ranks = np.empty(len(scores), dtype=np.int64)
             ranks[np.argsort(-np.where(found, scores, -np.inf), kind="stable")] = np.arange(1, len(scores) + 1)
-            fused += np.where(found, weight / (s.rrf_k + ranks), 0.0)
+            fused += weight / (s.rrf_k + np.where(found, ranks, found.sum() + 1))
         return fused

@@ -65,14 +65,25 @@ def test_bm25_finds_rare_words_dense_misses(tmp_path, encoder):
     assert only_bm25.search("topic3", k=1)[0].doc == "3.txt"
 
 
-def test_fusion_rewards_agreement():
+def fusion(rrf_k=60):
     r = Retriever.__new__(Retriever)
-    r.settings = RetrievalSettings(rrf_k=60)
-    dense = np.array([0.9, 0.8, 0.1], dtype=np.float32)
-    bm25 = np.array([0.0, 5.0, 1.0], dtype=np.float32)
-    fused = r.fuse(dense, bm25)
+    r.settings = RetrievalSettings(rrf_k=rrf_k)
+    return r
+
+
+def test_fusion_rewards_agreement():
+    dense = np.linspace(0.9, 0.1, 10, dtype=np.float32)
+    bm25 = np.array([0.0, 5.0] + [1.0] * 8, dtype=np.float32)
+    fused = fusion().fuse(dense, bm25)
     assert fused.argmax() == 1  # second in dense, first in BM25 beats first in dense alone
-    assert fused[0] == pytest.approx(1 / 61)
+    assert fused[0] == pytest.approx(1 / 61 + 0.5 / 70)  # not found by BM25: its last rank, after 9 found
+
+
+def test_a_passage_no_word_matches_is_not_sunk_below_stray_word_matches():
+    # first by dense, no word in common; the others share a word like "which", weakly, in reverse order
+    dense = np.linspace(0.9, 0.1, 10, dtype=np.float32)
+    bm25 = np.array([0.0] + [0.1 * i for i in range(1, 10)], dtype=np.float32)
+    assert fusion().fuse(dense, bm25).argmax() == 0
 
 
 def test_term_weights_follow_rarity_as_bm25_sees_words(retriever):
