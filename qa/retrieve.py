@@ -207,8 +207,10 @@ class Retriever:
         that paraphrases "relying on foreign arms suppliers" was first by dense, shared no word with
         the question and fell below the 20 passages matching "which" or "did" (dev d13). Sharing the
         last rank, recall@5 of the evidence went from 0.95 to 1.00 on dev and one more held-out
-        question was answered (18 of 20); on 500 SQuAD questions, where few passages lack every
-        word, recall@1/3/5 did not change.
+        question was answered (18 of 20). SQuAD questions share more words with their paragraph: over
+        its 2,518 passages recall@1/3/5 of 500 questions did not change, and with each of its first
+        six articles as a corpus of its own (22-129 passages, 1,341 questions) recall@5 stayed 0.987
+        and recall@1 went from 0.852 to 0.848.
         """
         s = self.settings
         fused = np.zeros(len(dense), dtype=np.float64)
