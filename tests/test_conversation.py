@@ -23,6 +23,11 @@ def test_doctests():
     ("and who accused whom of cheating?", True),
     ("Who signed it?", True),
     ("Who left the INF Treaty?", False),
+    ("Who signed that?", True),
+    ("why not?", True),
+    ("At which event did Macron warn that relying on foreign arms stores up trouble?", False),  # a conjunction
+    ("Is there a treaty on intermediate-range missiles?", False),
+    ("Why did the 2019 vote give Paris hope?", False),
 ])
 def test_follow_ups_are_told_apart(question, expected):
     assert looks_like_follow_up(question, HISTORY) is expected
