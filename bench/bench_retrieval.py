@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import write_result  # noqa: E402
@@ -28,8 +30,22 @@ from embeddings import IndexSettings, build_index, load_encoder  # noqa: E402
 from qa.metrics import mrr, normalize_evidence, recall_at_k  # noqa: E402
 from qa.retrieve import RetrievalSettings, Retriever  # noqa: E402
 
-CONFIGS = {  # name -> (index settings, retrieval settings)
+class UnmatchedScoreNothing(Retriever):
+    """The fusion before 067f710: a passage a method found nothing for gets nothing from it."""
+
+    def fuse(self, dense: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+        s = self.settings
+        fused = np.zeros(len(dense), dtype=np.float64)
+        for scores, weight, found in ((dense, s.dense_weight, np.isfinite(dense)), (bm25, s.bm25_weight, bm25 > 0)):
+            ranks = np.empty(len(scores), dtype=np.int64)
+            ranks[np.argsort(-np.where(found, scores, -np.inf), kind="stable")] = np.arange(1, len(scores) + 1)
+            fused += np.where(found, weight / (s.rrf_k + ranks), 0.0)
+        return fused
+
+
+CONFIGS = {  # name -> (index settings, retrieval settings[, retriever class])
     "hybrid (default)": (IndexSettings(), RetrievalSettings()),
+    "hybrid, unmatched passages score 0": (IndexSettings(), RetrievalSettings(), UnmatchedScoreNothing),
     "dense only": (IndexSettings(), RetrievalSettings(bm25_weight=0.0)),
     "bm25 only": (IndexSettings(), RetrievalSettings(dense_weight=0.0)),
     "hybrid, equal weights": (IndexSettings(), RetrievalSettings(bm25_weight=1.0)),
@@ -70,7 +86,7 @@ def main() -> int:
     encoder = load_encoder(args.embedder)
     rows, misses, indexes = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (index_settings, retrieval_settings) in CONFIGS.items():
+        for name, (index_settings, retrieval_settings, *kind) in CONFIGS.items():
             if args.only and name not in args.only:
                 continue
             if index_settings not in indexes:
@@ -79,7 +95,7 @@ def main() -> int:
                                      settings=index_settings)
                 indexes[index_settings] = (stored, time.perf_counter() - started)
             stored, build_s = indexes[index_settings]
-            retriever = Retriever(stored, encoder, retrieval_settings)
+            retriever = (kind[0] if kind else Retriever)(stored, encoder, retrieval_settings)
             longest = max(encoder.count_tokens(p.text) for p in stored.passages)
             for set_name, questions in sets.items():
                 ranks, started = [], time.perf_counter()
