@@ -110,27 +110,28 @@ def test_irrelevant_question_is_refused_without_asking_the_model(seeds_copy, tmp
     assert answer.refused and generator.prompts == []
 
 
-def test_follow_up_is_rewritten_before_retrieval(seeds_copy, tmp_path):
-    replies = iter(["Pierre Vimont [1].", "Who was Pierre Vimont's role for Macron?", REFUSAL])
+def follow_up(seeds_copy, tmp_path, rewrite_reply):
+    """Ask about Vimont, then "and what was his role?" with the model replying ``rewrite_reply`` to the rewrite."""
+    replies = iter(["Pierre Vimont [1].", rewrite_reply, REFUSAL])
     pipeline, generator = make(seeds_copy, tmp_path, lambda messages: next(replies))
     chat = Conversation(pipeline)
     chat.ask("Who was Macron's special envoy Pierre Vimont?")
-    second = chat.ask("and what was his role?")
+    return chat.ask("and what was his role?"), generator.prompts
+
+
+def test_follow_up_is_rewritten_before_retrieval(seeds_copy, tmp_path):
+    second, prompts = follow_up(seeds_copy, tmp_path, "Who was Pierre Vimont's role for Macron?")
     assert second.standalone_question == "Who was Pierre Vimont's role for Macron?"
-    rewrite, answer = generator.prompts[1], generator.prompts[2]
+    rewrite, answer = prompts[1], prompts[2]
     assert "Conversation:" in rewrite[-1]["content"]
     assert rewrite[:-1] == answer[:-1]  # the answer prompt's fixed messages, served from the prefix cache
 
 
 def test_a_follow_up_the_model_cannot_rewrite_is_asked_as_written_and_searched_with_its_context(seeds_copy, tmp_path):
     # the rewrite request answered instead of rewriting: that is no question to search for or to ask
-    replies = iter(["Pierre Vimont [1].", "He was the envoy [1].", REFUSAL])
-    pipeline, generator = make(seeds_copy, tmp_path, lambda messages: next(replies))
-    chat = Conversation(pipeline)
-    chat.ask("Who was Macron's special envoy Pierre Vimont?")
-    second = chat.ask("and what was his role?")
+    second, prompts = follow_up(seeds_copy, tmp_path, "He was the envoy [1].")
     assert second.standalone_question == "and what was his role?"
-    assert generator.prompts[2][-1]["content"].endswith("Question: and what was his role?")
+    assert prompts[2][-1]["content"].endswith("Question: and what was his role?")
     assert "Vimont" in second.passages[0].passage.text  # found through the previous question
 
 
