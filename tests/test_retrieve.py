@@ -65,9 +65,9 @@ def test_bm25_finds_rare_words_dense_misses(tmp_path, encoder):
     assert only_bm25.search("topic3", k=1)[0].doc == "3.txt"
 
 
-def fusion(rrf_k=60):
+def fusion():
     r = Retriever.__new__(Retriever)
-    r.settings = RetrievalSettings(rrf_k=rrf_k)
+    r.settings = RetrievalSettings(rrf_k=60)
     return r
 
 
