@@ -73,7 +73,7 @@ def load_generator(
     llama.cpp when xllamacpp does, else transformers (the only choice for other models); "ik",
     "llama" or "transformers" forces one and raises BackendUnavailable when it cannot serve.
     """
-    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+    spec = resolve_model(model)
     if backend not in (None, *BACKENDS):
         raise InvalidArgument(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend is None and spec.format == "gguf":
@@ -120,6 +120,14 @@ def default_threads() -> tuple[int, int]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, cores or 1)
     return max(1, cores // 2), cores
+
+
+def gguf_model(model: ModelSpec | str | os.PathLike[str] | None, backend: str) -> ModelSpec:
+    """``model`` resolved (see `resolve_model`), when it is a GGUF file ``backend`` can run."""
+    spec = resolve_model(model)
+    if spec.format != "gguf":
+        raise BackendUnavailable(f"{backend} needs a GGUF file, got {spec.name!r}")
+    return spec
 
 
 def llama_threads(threads: int | None, batch_threads: int | None) -> tuple[int, int]:

@@ -36,7 +36,7 @@ class TransformersGenerator:
     def __init__(
         self, model: str | os.PathLike[str] | ModelSpec, *, threads: int | None = None
     ) -> None:
-        self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+        self.spec = resolve_model(model)
         self.name = f"transformers:{self.spec.name}"
         self.threads = threads
         self._model: Any = None

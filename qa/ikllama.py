@@ -26,8 +26,8 @@ from typing import Any, Callable
 
 from qa.errors import BackendUnavailable, GenerationError, ModelNotFound
 from qa.generate import (ask_openmp_to_sleep, check_max_tokens, check_messages, stream_from_thread,
-                         check_positive, cut_at_stop, llama_threads)
-from qa.models import ModelSpec, resolve_model
+                         check_positive, cut_at_stop, gguf_model, llama_threads)
+from qa.models import ModelSpec
 
 
 class IkLlamaGenerator:
@@ -42,9 +42,7 @@ class IkLlamaGenerator:
         n_ctx: int = 4096,  # tokens of context: ~1,100-token prompts plus the answer fit easily
         repack: bool = True,  # interleaved weight layout: prompts 66-74 vs 61-65 tokens/s here
     ) -> None:
-        self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-        if self.spec.format != "gguf":
-            raise BackendUnavailable(f"ik_llama.cpp needs a GGUF file, got {self.spec.name!r}")
+        self.spec = gguf_model(model, "ik_llama.cpp")
         check_positive(n_ctx=n_ctx)
         self.name = f"ik_llama.cpp:{self.spec.name}"
         self.threads, self.batch_threads = llama_threads(threads, batch_threads)

@@ -20,10 +20,10 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
-from qa.errors import BackendUnavailable, GenerationError, ModelNotFound
-from qa.generate import (ask_openmp_to_sleep, check_max_tokens, check_messages, check_positive, llama_threads,
-                         stream_from_thread)
-from qa.models import ModelSpec, resolve_model
+from qa.errors import GenerationError, ModelNotFound
+from qa.generate import (ask_openmp_to_sleep, check_max_tokens, check_messages, check_positive, gguf_model,
+                         llama_threads, stream_from_thread)
+from qa.models import ModelSpec
 
 
 class LlamaCppGenerator:
@@ -39,9 +39,7 @@ class LlamaCppGenerator:
         cache_ram_mib: int = 256,  # host RAM for saved prompt prefixes (~28 KB/token at 1.5B)
         repack: bool = False,  # llama.cpp's repacked CPU weight layouts: see below
     ) -> None:
-        self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-        if self.spec.format != "gguf":
-            raise BackendUnavailable(f"llama.cpp needs a GGUF file, got {self.spec.name!r}")
+        self.spec = gguf_model(model, "llama.cpp")
         check_positive(n_ctx=n_ctx)
         self.name = f"llama.cpp:{self.spec.name}"
         self.threads, self.batch_threads = llama_threads(threads, batch_threads)

@@ -96,13 +96,15 @@ class ModelSpec:
         return self.location
 
 
-def resolve_model(spec: str | os.PathLike[str] | None) -> ModelSpec:
+def resolve_model(spec: ModelSpec | str | os.PathLike[str] | None) -> ModelSpec:
     """Classify a model spec without loading anything.
 
-    None -> packaged "default"; "default"/"small" -> packaged; an existing `.gguf` file or a
-    directory holding exactly one `.gguf` -> file; a directory with `config.json` ->
-    transformers directory; "org/name" that is not a local path -> hub id.
+    A ModelSpec -> itself; None -> packaged "default"; "default"/"small" -> packaged; an existing
+    `.gguf` file or a directory holding exactly one `.gguf` -> file; a directory with `config.json`
+    -> transformers directory; "org/name" that is not a local path -> hub id.
     """
+    if isinstance(spec, ModelSpec):
+        return spec
     text = "default" if spec is None else os.fspath(spec).strip()
     if not text:
         raise ModelNotFound(f"empty model name; choose one of {sorted(PACKAGED)} or a path")

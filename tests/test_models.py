@@ -179,6 +179,11 @@ def test_resolve_packaged(spec, name):
     assert resolve_model(spec) == ModelSpec(name=name, format="gguf", source="packaged", location=name)
 
 
+def test_a_resolved_spec_resolves_to_itself():
+    spec = resolve_model("small")
+    assert resolve_model(spec) is spec
+
+
 def test_resolve_gguf_file_and_folder_holding_one(tmp_path):
     gguf = tmp_path / "m" / "Model.GGUF"
     gguf.parent.mkdir()
