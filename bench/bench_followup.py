@@ -85,9 +85,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     load = os.getloadavg()
     runs = run(args)
-    print(table(runs))
+    text = table(runs)
+    print(text)
     write_result(args.out, {"machine": machine_info(load), "questions": str(args.questions),
-                            "medians_are": "over conversations", "runs": runs, "table": table(runs)})
+                            "medians_are": "over conversations", "runs": runs, "table": text})
     return 0
 
 
