@@ -199,6 +199,8 @@ def sentence_scores(hit: Hit, retriever: Retriever, query: np.ndarray, question:
     rare name beats one that shares "France". Against unweighted shared words (bench/bench_snippets.py,
     400 SQuAD 1.1 questions, 3 passages) the evidence reached a 60-token prompt for 306 instead of 297
     questions, a 200-token one for 361 instead of 359; on the 40 answerable seed questions, 27 vs 29.
+    Question words ("which", "did": ``Retriever.question_terms``) are not counted: in a small corpus
+    they are rare enough in prose to weigh like names.
 
     A passage that holds a chat-template control token (``<|im_start|>``) is a forged conversation,
     not prose: it has no sentences to offer, since its injected turn may be split over many lines.
@@ -207,7 +209,7 @@ def sentence_scores(hit: Hit, retriever: Retriever, query: np.ndarray, question:
     if CONTROL_TOKEN.search(passage.text):
         return []
     vectors = retriever.sentence_vectors(passage)  # {(start, end): (dim,) vector}
-    asked = set(retriever.terms(question))
+    asked = set(retriever.question_terms(question))
     total = sum(map(retriever.term_weight, asked)) or 1.0
     scored = []
     for s, e in split_sentences(passage.text):

@@ -106,3 +106,21 @@ def test_a_sentence_sharing_a_rare_word_outranks_one_sharing_a_common_word(tmp_p
     document = retriever.document_text("a.txt")
     scores = {document[s:e]: score for score, s, e in sentence_scores(hit, retriever, retriever.query_vector(question), question)}
     assert scores["Zorblat spoke."] > scores["Moscow spoke."]
+
+
+def test_question_words_are_not_words_a_sentence_can_share(tmp_path, encoder):
+    from qa.prompt import sentence_scores
+
+    corpus = write_corpus(tmp_path / "c", {
+        "a.txt": "Whom did fight. Zorblat stood still.",  # under four words: no vectors, only shared words score
+        **{f"m{i}.txt": PARA.format(f"Moscow story {i}") for i in range(5)},
+    })
+    retriever = Retriever(build_index(corpus, tmp_path / "idx", encoder=encoder), encoder)
+    question = "Whom did Zorblat meet?"
+    assert {"whom", "did"} <= set(retriever.terms(question))  # rare here, so they would weigh like names
+    assert retriever.question_terms(question) == ["zorblat", "meet"]
+    hit = next(h for h in retriever.search(question, k=6) if h.doc == "a.txt")
+    document = retriever.document_text("a.txt")
+    scores = {document[s:e]: score for score, s, e in sentence_scores(hit, retriever, retriever.query_vector(question), question)}
+    assert scores["Whom did fight."] == 0.0
+    assert scores["Zorblat stood still."] > 0.0

@@ -47,6 +47,9 @@ class HandScoredRetriever:
     def terms(self, text: str) -> list[str]:
         return []
 
+    def question_terms(self, question: str) -> list[str]:
+        return []
+
     def term_weight(self, term: str) -> float:
         return 1.0
 
@@ -86,3 +89,4 @@ def test_a_sentence_that_scores_clearly_worse_still_waits_for_the_budget():
     })
     assert shown(retriever, budget=42) == [LONG]
     assert shown(retriever, budget=60) == [f"{LONG} {SHORT}", RUNNER_UP]  # room: neighbours come too
+
