@@ -237,7 +237,8 @@ def select_snippets(
 
     Anchors are the best-scoring sentences (at most two per passage, four in all). The best one is
     always shown, and so is any within ``margin`` of it, over budget if need be; the others only
-    while the budget allows. Each anchor is then extended by the sentence after it and the one
+    while the budget allows. The best sentence of the retriever's first passage is an anchor too,
+    over budget if need be. Each anchor is then extended by the sentence after it and the one
     before it while the budget allows, because the answer often sits right beside the sentence that
     matches the question best. Snippets are numbered best first (by the best sentence inside),
     because small models lean on passage [1].
@@ -276,6 +277,12 @@ def select_snippets(
         close = score >= candidates[0][0] - margin  # the score cannot tell it from the best
         if sum(1 for r, _ in anchors if r == rank) < 2 and take(rank, i, over_budget=close):
             anchors.append((rank, i))
+    # The retriever's best passage always shows its best sentence: the fusion ranked that passage
+    # first on evidence the sentence score does not see (BM25 over the whole passage and its title).
+    if not any(rank == 1 for rank, _ in anchors):
+        first = next(((rank, i) for _, rank, i in candidates if rank == 1), None)
+        if first is not None and take(*first, over_budget=True):
+            anchors.append(first)
     for rank, i in anchors:
         take(rank, i + 1)
     for rank, i in anchors:

@@ -90,3 +90,13 @@ def test_a_sentence_that_scores_clearly_worse_still_waits_for_the_budget():
     assert shown(retriever, budget=42) == [LONG]
     assert shown(retriever, budget=60) == [f"{LONG} {SHORT}", RUNNER_UP]  # room: neighbours come too
 
+
+def test_the_first_passage_always_shows_its_best_sentence():
+    # The retriever ranked speech.txt first, but sentences of the next two passages score higher and
+    # the first of them fills the budget alone.
+    retriever = HandScoredRetriever({
+        "speech.txt": ((SHORT, 0.30), (FAR, 0.40)),
+        "interview.txt": ((LONG, 0.80),),
+        "report.txt": ((RUNNER_UP, 0.78),),
+    })
+    assert shown(retriever, budget=42) == [LONG, FAR]  # over budget, and without its weaker neighbour
