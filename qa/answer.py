@@ -16,7 +16,7 @@ from qa.cite import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
 from qa.generate import Generator
 from qa.errors import InvalidArgument, check_positive_whole
-from qa.prompt import STYLES, build_messages, select_snippets
+from qa.prompt import STYLES, Snippet, build_messages, select_snippets
 from qa.retrieve import Hit, Retriever, check_k, clean_question
 from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
 
@@ -107,7 +107,14 @@ def stream_answer(
         yield Token(piece)
     raw = "".join(pieces)
     documents = {s.passage.doc: retriever.document_text(s.passage.doc) for s in snippets}
-    checked = verify(raw, snippets, query, documents)
+    question_vector = retriever.query_vector(query)
+
+    def closeness(snippet: Snippet, start: int, end: int) -> float:
+        """The best cosine to the question of a stored sentence (or sentence pair) inside the span."""
+        units = retriever.sentence_vectors(snippet.passage).items()
+        return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
+
+    checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)
     yield finish(checked.text, raw, checked.refused, checked.citations, checked.notes, first_token,
                  n_prompt, generator.count_tokens(raw) if raw else 0)

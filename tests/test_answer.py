@@ -11,7 +11,7 @@ from qa.prompt import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES, build_messages
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer, Retrieved, Token
 
-from conftest import KeywordEncoder, ScriptedGenerator
+from conftest import PARA, KeywordEncoder, ScriptedGenerator, write_corpus
 
 
 def make(seeds_copy, tmp_path, replies):
@@ -158,3 +158,22 @@ def test_the_passage_budget_follows_the_style_unless_set():
     for bad in (0, -5, 2.5, True, "100"):
         with pytest.raises(InvalidArgument, match="context tokens must be a positive whole number"):
             AnswerSettings(context_tokens=bad)
+
+
+@pytest.mark.parametrize(("threshold", "refused"), [(0.0, False), (1.01, True)])
+def test_the_answer_measures_how_close_in_meaning_a_cited_sentence_is_to_the_question(tmp_path, monkeypatch,
+                                                                                       threshold, refused):
+    import qa.cite
+
+    corpus = write_corpus(tmp_path / "c", {
+        "a.txt": "The envoy was the one named Pierre Vimont. Talks began in the spring of that year.",
+        **{f"m{i}.txt": PARA.format(f"Filler story {i}") for i in range(3)},
+    })
+    pipeline = Pipeline(Settings(corpus=corpus, index_dir=tmp_path / "idx"), encoder=KeywordEncoder(),
+                        generator=ScriptedGenerator(["Pierre Vimont [1]."]))
+    monkeypatch.setattr(qa.cite, "CLOSE_IN_MEANING", threshold)
+    answer = pipeline.answer("Which delegate was the one they chose?")  # no content word of the sentence
+    assert answer.refused is refused
+    if not refused:
+        assert answer.citations[0].text == "The envoy was the one named Pierre Vimont."
+        assert any("close to it in meaning" in note for note in answer.notes)

@@ -1,7 +1,7 @@
 import pytest
 
 from embeddings.paragraphs import Passage
-from qa.cite import content_words, is_refusal, parse_markers, split_claims, verify
+from qa.cite import CLOSE_IN_MEANING, content_words, is_refusal, parse_markers, split_claims, verify
 from qa.prompt import Snippet
 from qa.retrieve import Hit
 from qa.types import REFUSAL
@@ -111,6 +111,24 @@ def test_a_name_found_in_a_passage_that_says_nothing_of_the_question_is_not_an_a
     # the same answer to a question its source does speak of is kept
     kept = verify("Pierre Vimont [2].", SNIPPETS, "Who was Macron's envoy?", DOCS)
     assert not kept.refused and "Vimont" in kept.citations[0].text
+
+
+def test_a_source_that_shares_no_word_with_the_question_is_on_topic_when_close_to_it_in_meaning():
+    question = "Which delegate did the Elysée name for the talks?"  # not one word of snippet 2's sentence
+    asked_about = []
+
+    def closeness(cosine):
+        def measure(snippet, start, end):
+            asked_about.append(DOC[start:end])
+            return cosine
+        return measure
+
+    assert verify("Pierre Vimont [2].", SNIPPETS, question, DOCS).refused  # no embedding: words only
+    assert verify("Pierre Vimont [2].", SNIPPETS, question, DOCS, closeness(CLOSE_IN_MEANING - 0.01)).refused
+    kept = verify("Pierre Vimont [2].", SNIPPETS, question, DOCS, closeness(CLOSE_IN_MEANING))
+    assert not kept.refused and kept.citations[0].text == SNIPPETS[1].text
+    assert asked_about == [SNIPPETS[1].text] * 2  # the cited sentence was measured, nothing else
+    assert "close to it in meaning" in " ".join(kept.notes)
 
 
 def test_the_documents_author_answers_who_wrote_it_though_the_byline_shares_no_word_with_the_question():
