@@ -25,7 +25,7 @@ MAX_FILE_BYTES = 20 * 1024 * 1024  # larger files are skipped: a corpus is prose
 class DocumentMeta:
     title: str  # from the metadata file, a markdown heading, the first short line, or the file name
     author: str | None = None
-    date: str | None = None  # as stated in the text, ISO when known ("2024-02-02")
+    date: str | None = None  # as the text prints it ("February 02, 2024"), else as metadata.json gives it
     publisher: str | None = None
 
 
@@ -175,12 +175,33 @@ def make_meta(path: str, text: str, given: dict | None) -> DocumentMeta:
         value = given.get(key)
         return None if value is None or value == "" else value if isinstance(value, str) else json.dumps(value)
 
+    given_date = as_text("date")
     return DocumentMeta(
         title=as_text("title") or guessed.title,
         author=as_text("author") or guessed.author,
-        date=as_text("date") or guessed.date,
+        date=guessed.date if same_day(given_date, guessed.date) else given_date or guessed.date,
         publisher=as_text("publisher"),
     )
+
+
+_MONTHS = ("January February March April May June July August September October November December").split()
+
+
+def same_day(iso: str | None, printed: str | None) -> bool:
+    """True when ``printed`` (as the text states it) is the day of the ISO date ``iso``. The text's
+    own form is then kept: a model that answers with the date shown to it quotes the document.
+
+    >>> same_day("2024-02-02", "February 02, 2024"), same_day("2024-02-02", "February 3, 2024")
+    (True, False)
+    """
+    if not iso or not printed:
+        return False
+    iso_date = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", iso)
+    written = re.fullmatch(r"(\w+) (\d{1,2}),? (\d{4})", printed)
+    if not iso_date or not written or written.group(1) not in _MONTHS:
+        return printed == iso
+    year, month, day = map(int, iso_date.groups())
+    return (int(written.group(3)), _MONTHS.index(written.group(1)) + 1, int(written.group(2))) == (year, month, day)
 
 
 def load_document(root: Path, rel: str, real: Path, metadata: dict[str, dict]) -> Document:

@@ -41,7 +41,9 @@ from embeddings.paragraphs import Passage, split_passages
 from embeddings.units import embedding_units
 from embeddings.vectors import VectorIndex, VectorSettings
 
-FORMAT_VERSION = 2  # 2: sentences no longer end inside "then-U.S."; older indexes are rebuilt on first use
+# 2: sentences no longer end inside "then-U.S."; 3: a date from metadata.json is kept as the text
+# prints it. Older indexes are rebuilt on first use.
+FORMAT_VERSION = 3
 ARTEFACTS = ("documents.jsonl", "passages.jsonl", "units.npy", "vectors.npy", "index.faiss")
 INDEX_KINDS = ("flat", "hnsw")
 _VERSION_NAME = re.compile(r"v-\d+")  # what CURRENT may hold: a version folder's name, nothing else

@@ -6,14 +6,15 @@ information: names, numbers, terms; see `added_words`) occur in that snippet, an
 and the sentence it cites (or the one before it, which sets its topic) must mention something the
 question asks about (one content word, or a meaning close to the question's by embedding; for "who
 wrote...", the document's author will do, cited at the passage sentence that names them when the
-model read the name in the passage label), so a name merely found in a passage is not passed off as
-the answer; nor is one from a document that never names a year the question names ("at the 2024
-forum" answered from an article of 2019). A marker that points past the snippets or at one that does
-not support its sentence is moved to the snippet that does, or removed, and so is one whose snippet
-supports the sentence no better than another that speaks clearly more of what was asked; an uncited
-sentence gets the snippet that supports it; a sentence that adds nothing to the question, or that no
-snippet supports, is dropped; an answer left with no supported sentence becomes a refusal. Inside
-the snippet, the citation is narrowed to the sentence(s) carrying those words.
+model read the name in the passage label; for "when was it published?", its date, where the passage
+prints it), so a name merely found in a passage is not passed off as the answer; nor is one from a
+document that never names a year the question names ("at the 2024 forum" answered from an article of
+2019). A marker that points past the snippets or at one that does not support its sentence is moved
+to the snippet that does, or removed, and so is one whose snippet supports the sentence no better
+than another that speaks clearly more of what was asked; an uncited sentence gets the snippet that
+supports it; a sentence that adds nothing to the question, or that no snippet supports, is dropped;
+an answer left with no supported sentence becomes a refusal. Inside the snippet, the citation is
+narrowed to the sentence(s) carrying those words.
 
     "Pierre Vimont was the envoy [3]." with Vimont only in snippet 1
         -> text "Pierre Vimont was the envoy [1].", Citation(n=1, ...span of the Vimont sentence)
@@ -258,20 +259,43 @@ def names_the_author(claim_words: set[str], snippet: Snippet, question: str) -> 
     return bool(author and claim_words and claim_words <= author and _AUTHORSHIP.search(question))
 
 
-def author_sentence(claim_words: set[str], snippets: Sequence[Snippet], question: str) -> tuple[Snippet, tuple[int, int]] | None:
-    """For "who wrote...", the snippet whose document's author the claim is, and the span (document
-    offsets) of the first sentence of its passage that names them; None when there is none.
+_PUBLICATION = re.compile(r"\b(?:published|publication|dated|posted|released|appeared|written)\b", re.I)
 
-    The model sees each document's author in the passage label ("«Title» (by Ann Lee)"), so it may
-    answer with a name that the snippet's own text lacks; the citation then points at the passage's
-    sentence that names the author ("Our Fellow, Ann Lee, has published..."), never at the label.
+
+def names_the_date(claim_words: set[str], snippet: Snippet, question: str) -> bool:
+    """True when the question asks when something was published and the claim is the cited
+    document's date, as its label shows it.
+
+    >>> from types import SimpleNamespace as NS
+    >>> dated = NS(passage=NS(date="February 02, 2024"))
+    >>> names_the_date({"februari", "02", "2024"}, dated, "When was the piece published?")
+    True
+    >>> names_the_date({"februari", "02", "2024"}, dated, "When did the war start?")
+    False
+    """
+    date = content_words(snippet.passage.date or "")
+    return bool(date and claim_words and claim_words <= date and _PUBLICATION.search(question))
+
+
+def label_sentence(claim_words: set[str], snippets: Sequence[Snippet], question: str) -> tuple[Snippet, tuple[int, int]] | None:
+    """For "who wrote..." or "when was... published", the snippet whose document's author or date
+    the claim is, and the span (document offsets) in its passage that states it: the first sentence
+    naming the author, or the date as printed; None when there is none.
+
+    The model sees each document's author and date in the passage label ("«Title» (by Ann Lee,
+    February 02, 2024)"), so it may answer with words that the snippet's own text lacks; the
+    citation then points at the passage text that states them ("Our Fellow, Ann Lee, has
+    published...", a dateline), never at the label.
     """
     for snippet in snippets:
+        passage = snippet.passage
         if names_the_author(claim_words, snippet, question):
-            passage = snippet.passage
             for s, e in split_sentences(passage.text):
                 if claim_words <= content_words(passage.text[s:e]):
                     return snippet, (passage.start + s, passage.start + e)
+        if names_the_date(claim_words, snippet, question) and passage.date in passage.text:
+            start = passage.start + passage.text.index(passage.date)
+            return snippet, (start, start + len(passage.date))
     return None
 
 
@@ -326,15 +350,15 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         if not new:
             notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")
             continue
-        byline = None  # (snippet, span) of the passage sentence naming the author the claim is
+        byline = None  # (snippet, span) of the passage text stating the author or date the claim is
         if good:
             chosen = good[0]
         elif scores[best] >= SUPPORT:
             chosen = best
             notes.append(f"cited [{best}] instead of {list(claim.markers) or 'nothing'} for: {claim.text[:60]}")
-        elif byline := author_sentence(new, snippets, question):
+        elif byline := label_sentence(new, snippets, question):
             chosen = byline[0].n
-            notes.append(f"cited the sentence of passage [{chosen}] that names its author, for: {claim.text[:60]}")
+            notes.append(f"cited where passage [{chosen}] states its author or date, for: {claim.text[:60]}")
         else:
             notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
             continue
@@ -350,7 +374,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         document = documents[snippet.passage.doc]
         topic_start = _topic_start(snippet, start)
         if (asked and not asked & content_words(document[topic_start:end])
-                and not names_the_author(new, snippet, question)):
+                and not names_the_author(new, snippet, question) and not names_the_date(new, snippet, question)):
             close = closeness(snippet, topic_start, end) if closeness else None
             if close is None or close < CLOSE_IN_MEANING:
                 notes.append(f"dropped a sentence whose source does not mention what was asked: {claim.text[:60]}")

@@ -158,6 +158,21 @@ def test_an_author_named_only_in_the_label_is_cited_where_the_passage_names_them
     assert other.refused and "dropped unsupported sentence" in " ".join(other.notes)
 
 
+def test_a_date_read_in_the_label_is_cited_where_the_passage_prints_it():
+    doc = "Macron's European Security Order\nFebruary 02, 2024\nRym Momtaz\n\nSince 2017, Macron has spoken."
+    passage = Passage("m.txt#1", "m.txt", 0, len(doc), doc, title="Macron's European Security Order",
+                      author="Rym Momtaz", date="February 02, 2024")
+    shown = doc.index("Since")  # the snippet the model saw holds no date; its label did
+    s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), shown, len(doc), doc[shown:])
+    result = verify("February 02, 2024 [1].", [s], "On what date was the piece published?", {"m.txt": doc})
+    assert not result.refused and result.text == "February 02, 2024 [1]."
+    assert result.citations[0].text == "February 02, 2024"
+    assert doc[result.citations[0].start : result.citations[0].end] == result.citations[0].text
+    # the label's date answers nothing but when the document was published
+    other = verify("February 02, 2024 [1].", [s], "When did Macron speak?", {"m.txt": doc})
+    assert other.refused and "dropped unsupported sentence" in " ".join(other.notes)
+
+
 def test_the_sentence_before_a_cited_one_can_carry_the_question_topic():
     doc = "Super Bowl 50 was an American football game. The Denver Broncos defeated the Carolina Panthers."
     passage = Passage("b.txt#1", "b.txt", 0, len(doc), doc, title="Super Bowl 50")

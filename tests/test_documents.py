@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from embeddings.documents import guess_meta, load_corpus
+from embeddings.documents import guess_meta, load_corpus, make_meta
 from embeddings.errors import CorpusError
 
 from conftest import PARA, SEEDS, write_corpus
@@ -12,7 +12,7 @@ def test_seed_metadata_comes_from_the_metadata_file():
     corpus = load_corpus(SEEDS)
     meta = {d.path: d.meta for d in corpus.documents}
     assert meta["002_aa9bdb457b1d5462.txt"].author == "Rym Momtaz"
-    assert meta["002_aa9bdb457b1d5462.txt"].date == "2024-02-02"
+    assert meta["002_aa9bdb457b1d5462.txt"].date == "February 02, 2024"  # "2024-02-02" there, as the text prints it
     assert meta["000_6d54785b39143e23.txt"].author == "Juliette Faure"
     assert meta["000_6d54785b39143e23.txt"].title.startswith("Macron’s Dialogue With Russia")
 
@@ -60,3 +60,15 @@ def test_missing_corpus_is_a_typed_error(tmp_path):
 def test_guess_meta_from_text():
     meta = guess_meta("x.txt", "A caption.\nThe Real Title\n\nFebruary 02, 2024\nRym Momtaz\n\nBody text.")
     assert (meta.title, meta.date, meta.author) == ("The Real Title", "February 02, 2024", "Rym Momtaz")
+
+
+@pytest.mark.parametrize(("given", "shown"), [
+    ("2024-02-02", "February 02, 2024"),  # the same day: the text's own form, which a model will quote
+    ("2024-02-03", "2024-02-03"),  # another day: the metadata file says what the user means
+    ("spring 2024", "spring 2024"),
+    (None, "February 02, 2024"),
+])
+def test_a_date_from_the_metadata_file_is_shown_as_the_text_prints_it(given, shown):
+    text = "The Real Title\n\nFebruary 02, 2024\nRym Momtaz\n\nBody text."
+    assert make_meta("x.txt", text, {"date": given} if given else {"title": "T"}).date == shown
+    assert make_meta("x.txt", "Body text without a date.", {"date": given}).date == given
