@@ -144,32 +144,25 @@ def test_the_documents_author_answers_who_wrote_it_though_the_byline_shares_no_w
     assert other.refused and "does not mention what was asked" in " ".join(other.notes)
 
 
-def test_an_author_named_only_in_the_label_is_cited_where_the_passage_names_them():
-    doc = "Macron's Dialogue With Russia\n\nOur Fellow, Juliette Faure, has published an analysis. In 2019, Macron spoke."
-    passage = Passage("f.txt#1", "f.txt", 0, len(doc), doc, title="Macron's Dialogue With Russia", author="Juliette Faure")
-    shown = doc.index("In 2019")  # the snippet the model saw holds no name; its label did ("by Juliette Faure")
+@pytest.mark.parametrize(("doc", "meta", "answer", "asked", "cited", "unrelated"), [
+    ("Macron's Dialogue With Russia\n\nOur Fellow, Juliette Faure, has published an analysis. In 2019, Macron spoke.",
+     {"author": "Juliette Faure"}, "Juliette Faure", "Who is the author of the article on Macron's dialogue?",
+     "Our Fellow, Juliette Faure, has published an analysis.", "Who spoke in 2019?"),
+    ("Macron's European Security Order\nFebruary 02, 2024\nRym Momtaz\n\nIn 2019, Macron spoke.",
+     {"author": "Rym Momtaz", "date": "February 02, 2024"}, "February 02, 2024",
+     "On what date was the piece published?", "February 02, 2024", "When did Macron speak?"),
+])
+def test_an_author_or_date_read_in_the_label_is_cited_where_the_passage_states_it(doc, meta, answer, asked, cited,
+                                                                                   unrelated):
+    passage = Passage("f.txt#1", "f.txt", 0, len(doc), doc, title=doc.split("\n")[0], **meta)
+    shown = doc.index("In 2019")  # the snippet the model saw holds no name or date; its label did
     s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), shown, len(doc), doc[shown:])
-    result = verify("Juliette Faure [1].", [s], "Who is the author of the article on Macron's dialogue?", {"f.txt": doc})
-    assert not result.refused and result.text == "Juliette Faure [1]."
-    assert result.citations[0].text == "Our Fellow, Juliette Faure, has published an analysis."
+    result = verify(f"{answer} [1].", [s], asked, {"f.txt": doc})
+    assert not result.refused and result.text == f"{answer} [1]."
+    assert result.citations[0].text == cited
     assert doc[result.citations[0].start : result.citations[0].end] == result.citations[0].text
-    # a name from the label answers nothing else
-    other = verify("Juliette Faure [1].", [s], "Who spoke in 2019?", {"f.txt": doc})
-    assert other.refused and "dropped unsupported sentence" in " ".join(other.notes)
-
-
-def test_a_date_read_in_the_label_is_cited_where_the_passage_prints_it():
-    doc = "Macron's European Security Order\nFebruary 02, 2024\nRym Momtaz\n\nSince 2017, Macron has spoken."
-    passage = Passage("m.txt#1", "m.txt", 0, len(doc), doc, title="Macron's European Security Order",
-                      author="Rym Momtaz", date="February 02, 2024")
-    shown = doc.index("Since")  # the snippet the model saw holds no date; its label did
-    s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), shown, len(doc), doc[shown:])
-    result = verify("February 02, 2024 [1].", [s], "On what date was the piece published?", {"m.txt": doc})
-    assert not result.refused and result.text == "February 02, 2024 [1]."
-    assert result.citations[0].text == "February 02, 2024"
-    assert doc[result.citations[0].start : result.citations[0].end] == result.citations[0].text
-    # the label's date answers nothing but when the document was published
-    other = verify("February 02, 2024 [1].", [s], "When did Macron speak?", {"m.txt": doc})
+    # an author or date from the label answers nothing else
+    other = verify(f"{answer} [1].", [s], unrelated, {"f.txt": doc})
     assert other.refused and "dropped unsupported sentence" in " ".join(other.notes)
 
 
