@@ -107,10 +107,12 @@ def stream_answer(
         yield Token(piece)
     raw = "".join(pieces)
     documents = {s.passage.doc: retriever.document_text(s.passage.doc) for s in snippets}
-    question_vector = retriever.query_vector(query)
 
     def closeness(snippet: Snippet, start: int, end: int) -> float:
-        """The best cosine to the question of a stored sentence (or sentence pair) inside the span."""
+        """The best cosine to the question of a stored sentence (or sentence pair) inside the span.
+        Asked only for a cited span sharing no word with the question, so a question that is not
+        the text searched (a follow-up whose rewrite failed) is encoded only then."""
+        question_vector = retriever.query_vector(query)
         units = retriever.sentence_vectors(snippet.passage).items()
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
