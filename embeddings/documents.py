@@ -131,10 +131,8 @@ def load_metadata(root: Path) -> dict[str, dict]:
     return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 
-_DATE = re.compile(
-    r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
-    r"December) \d{1,2},? \d{4}\b|\b\d{4}-\d{2}-\d{2}\b"
-)
+_MONTHS = ("January February March April May June July August September October November December").split()
+_DATE = re.compile(rf"\b(?:{'|'.join(_MONTHS)}) \d{{1,2}},? \d{{4}}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b")
 
 
 def guess_meta(path: str, text: str) -> DocumentMeta:
@@ -182,9 +180,6 @@ def make_meta(path: str, text: str, given: dict | None) -> DocumentMeta:
         date=guessed.date if same_day(given_date, guessed.date) else given_date or guessed.date,
         publisher=as_text("publisher"),
     )
-
-
-_MONTHS = ("January February March April May June July August September October November December").split()
 
 
 def same_day(iso: str | None, printed: str | None) -> bool:
