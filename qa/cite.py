@@ -4,17 +4,17 @@ The one decision: a marker is trusted only if the sentence it ends is *supported
 names: most of the sentence's content words that are not already in the question (the new
 information: names, numbers, terms; see `added_words`) occur in that snippet, and every number does;
 and the sentence it cites (or the one before it, which sets its topic) must mention something the
-question asks about (one content word, or a meaning close to the question's by embedding; for "who
-wrote...", the document's author will do, cited at the passage sentence that names them when the
-model read the name in the passage label; for "when was it published?", its date, where the passage
-prints it), so a name merely found in a passage is not passed off as the answer; nor is one from a
-document that never names a year the question names ("at the 2024 forum" answered from an article of
-2019). A marker that points past the snippets or at one that does not support its sentence is moved
-to the snippet that does, or removed, and so is one whose snippet supports the sentence no better
-than another that speaks clearly more of what was asked; an uncited sentence gets the snippet that
-supports it; a sentence that adds nothing to the question, or that no snippet supports, is dropped;
-an answer left with no supported sentence becomes a refusal. Inside the snippet, the citation is
-narrowed to the sentence(s) carrying those words.
+question asks about (one content word other than a year, or a meaning close to the question's by
+embedding; for "who wrote...", the document's author will do, cited at the passage sentence that
+names them when the model read the name in the passage label; for "when was it published?", its
+date, where the passage prints it), so a name merely found in a passage is not passed off as the
+answer; nor is one from a document that never names a year the question names ("at the 2024
+forum" answered from an article of 2019). A marker that points past the snippets or at one that
+does not support its sentence is moved to the snippet that does, or removed, and so is one whose
+snippet supports the sentence no better than another that speaks clearly more of what was asked; an
+uncited sentence gets the snippet that supports it; a sentence that adds nothing to the question, or
+that no snippet supports, is dropped; an answer left with no supported sentence becomes a refusal.
+Inside the snippet, the citation is narrowed to the sentence(s) carrying those words.
 
     "Pierre Vimont was the envoy [3]." with Vimont only in snippet 1
         -> text "Pierre Vimont was the envoy [1].", Citation(n=1, ...span of the Vimont sentence)
@@ -334,6 +334,9 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
     asked = content_words(question)
     asked_years = years(question)
+    # What the cited sentence must mention: a year alone does not make it about what was asked. "The
+    # 2024 article" names a document, whose dateline prints the year; the year rule below checks it.
+    topic = asked - asked_years or asked
     by_n = {s.n: s for s in snippets}
     snippet_words = {s.n: _informative_words(s.text) for s in snippets}
     notes: list[str] = []
@@ -373,7 +376,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         snippet = by_n[on_topic]
         document = documents[snippet.passage.doc]
         topic_start = _topic_start(snippet, start)
-        if (asked and not asked & content_words(document[topic_start:end])
+        if (topic and not topic & content_words(document[topic_start:end])
                 and not names_the_author(new, snippet, question) and not names_the_date(new, snippet, question)):
             close = closeness(snippet, topic_start, end) if closeness else None
             if close is None or close < CLOSE_IN_MEANING:

@@ -245,6 +245,17 @@ def test_an_answer_from_a_document_that_never_names_the_questions_year_is_refuse
     assert not kept.refused and kept.citations[0].text == doc
 
 
+def test_a_year_alone_does_not_put_a_source_on_the_questions_topic():
+    # "the 2024 article" names a document; a sentence that shares only the year (here the one before
+    # the cited sentence, which may set its topic) says nothing of the outlet the author worked for
+    doc = "The interview aired in 2024. Macron spoke to the BBC in English."
+    question = "For which outlet did the 2024 article's author report?"
+    result = verify("BBC [1].", [whole_document_snippet(doc)], question, {"c.txt": doc})
+    assert result.refused and "does not mention what was asked" in " ".join(result.notes)
+    kept = verify("BBC [1].", [whole_document_snippet(doc)], "Which outlet interviewed Macron in 2024?", {"c.txt": doc})
+    assert not kept.refused and kept.citations[0].text == "Macron spoke to the BBC in English."
+
+
 def test_the_year_may_be_in_the_documents_date_rather_than_its_text():
     doc = "The author is based in Paris."
     passage = Passage("e.txt#1", "e.txt", 0, len(doc), doc, title="Security Order", date="2024-02-02")
