@@ -93,34 +93,31 @@ def test_term_weights_follow_rarity_as_bm25_sees_words(retriever):
     assert retriever.term_weight("zzyzx") >= rare  # a word no passage holds weighs as the rarest
 
 
-def test_a_sentence_sharing_a_rare_word_outranks_one_sharing_a_common_word(tmp_path, encoder):
+def scored_sentences(tmp_path, encoder, text: str, question: str) -> tuple[Retriever, dict[str, float]]:
+    """A retriever over ``text`` (a.txt) and five fillers about Moscow, and the score
+    (qa.prompt.sentence_scores) of each sentence of a.txt for ``question``."""
     from qa.prompt import sentence_scores
 
-    corpus = write_corpus(tmp_path / "c", {
-        "a.txt": "Moscow spoke. Zorblat spoke.",  # same length: the same dense cosine to the question
-        **{f"m{i}.txt": PARA.format(f"Moscow story {i}") for i in range(5)},
-    })
+    fillers = {f"m{i}.txt": PARA.format(f"Moscow story {i}") for i in range(5)}
+    corpus = write_corpus(tmp_path / "c", {"a.txt": text, **fillers})
     retriever = Retriever(build_index(corpus, tmp_path / "idx", encoder=encoder), encoder)
-    question = "Moscow Zorblat?"
     hit = next(h for h in retriever.search(question, k=6) if h.doc == "a.txt")
     document = retriever.document_text("a.txt")
-    scores = {document[s:e]: score for score, s, e in sentence_scores(hit, retriever, retriever.query_vector(question), question)}
+    query = retriever.query_vector(question)
+    return retriever, {document[s:e]: score for score, s, e in sentence_scores(hit, retriever, query, question)}
+
+
+def test_a_sentence_sharing_a_rare_word_outranks_one_sharing_a_common_word(tmp_path, encoder):
+    # same length: the same dense cosine to the question
+    _, scores = scored_sentences(tmp_path, encoder, "Moscow spoke. Zorblat spoke.", "Moscow Zorblat?")
     assert scores["Zorblat spoke."] > scores["Moscow spoke."]
 
 
 def test_question_words_are_not_words_a_sentence_can_share(tmp_path, encoder):
-    from qa.prompt import sentence_scores
-
-    corpus = write_corpus(tmp_path / "c", {
-        "a.txt": "Whom did fight. Zorblat stood still.",  # under four words: no vectors, only shared words score
-        **{f"m{i}.txt": PARA.format(f"Moscow story {i}") for i in range(5)},
-    })
-    retriever = Retriever(build_index(corpus, tmp_path / "idx", encoder=encoder), encoder)
     question = "Whom did Zorblat meet?"
+    # under four words a sentence has no vector: only shared words score
+    retriever, scores = scored_sentences(tmp_path, encoder, "Whom did fight. Zorblat stood still.", question)
     assert {"whom", "did"} <= set(retriever.terms(question))  # rare here, so they would weigh like names
     assert retriever.question_terms(question) == ["zorblat", "meet"]
-    hit = next(h for h in retriever.search(question, k=6) if h.doc == "a.txt")
-    document = retriever.document_text("a.txt")
-    scores = {document[s:e]: score for score, s, e in sentence_scores(hit, retriever, retriever.query_vector(question), question)}
     assert scores["Whom did fight."] == 0.0
     assert scores["Zorblat stood still."] > 0.0
