@@ -12,7 +12,8 @@ from embeddings.errors import (
     QAError,
 )
 from embeddings.paragraphs import Passage, normalize, split_passages, split_sentences
-from embeddings.store import IndexSettings, StoredIndex, build_index, check_index, corpus_changes, load_index
+from embeddings.build import build_index
+from embeddings.store import IndexSettings, StoredIndex, check_index, corpus_changes, load_index
 from embeddings.vectors import VectorIndex, VectorSettings
 
 __all__ = [

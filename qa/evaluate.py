@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from embeddings.store import write_atomic
+from embeddings.files import write_atomic
 from qa.errors import (
     BackendUnavailable,
     CorpusError,

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from embeddings.encoder import Encoder, load_encoder
-from embeddings.store import StoredIndex, build_index, check_index, corpus_changes, load_index
+from embeddings.build import build_index
+from embeddings.store import StoredIndex, check_index, corpus_changes, load_index
 from qa.answer import stream_answer
 from qa.errors import CorpusError, IndexNotFound, IndexOutOfDate
 from qa.generate import Generator, load_generator

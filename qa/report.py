@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from embeddings.store import write_atomic
+from embeddings.files import write_atomic
 from qa.metrics import citation_supports, percentile, recall_at_k
 
 BLUE, GREEN, RED, GREY, INK = "#2f6db5", "#2e8b57", "#c0392b", "#d5d9de", "#222"

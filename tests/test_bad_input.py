@@ -28,7 +28,8 @@ from qa.library import Library
 from embeddings import documents as documents_module
 from embeddings.documents import MAX_FILE_BYTES, load_corpus
 from embeddings.errors import CorpusError, IndexNotFound, QAError
-from embeddings.store import build_index, check_index, load_index
+from embeddings.build import build_index
+from embeddings.store import check_index, load_index
 from qa.errors import InvalidArgument, InvalidQuestion, ModelNotFound
 from qa.generate import load_generator
 from qa.pipeline import Pipeline
@@ -127,7 +128,7 @@ SITECUSTOMIZE = textwrap.dedent('''
         sys.path.insert(0, os.environ["QA_TEST_DIR"])
         import conftest
         import embeddings.encoder
-        import embeddings.store as store
+        from embeddings import build, files
 
         if "encoder" in _fakes:
             class _Encoder(conftest.KeywordEncoder):
@@ -142,7 +143,7 @@ SITECUSTOMIZE = textwrap.dedent('''
             _reply = os.environ.get("QA_TEST_REPLY", "I cannot find the answer in the documents.")
             qa.generate.load_generator = lambda model=None, **kwargs: conftest.ScriptedGenerator([_reply])
 
-        _write_bytes, _swap_current, _write_atomic = store._write_bytes, store._swap_current, store.write_atomic
+        _write_bytes, _swap_current, _write_atomic = files.write_synced, build._swap_current, files.write_atomic
 
         def _paused_write_bytes(path, data):
             _write_bytes(path, data)
@@ -163,9 +164,9 @@ SITECUSTOMIZE = textwrap.dedent('''
             if os.path.basename(path) == "CURRENT":
                 _pause("swapped")  # CURRENT swapped, old versions not yet cleaned up
 
-        store._write_bytes = _paused_write_bytes
-        store._swap_current = _paused_swap_current
-        store.write_atomic = _paused_write_atomic
+        files.write_synced = _paused_write_bytes
+        build._swap_current = _paused_swap_current
+        files.write_atomic = _paused_write_atomic
 ''')
 
 
@@ -437,17 +438,17 @@ def test_a_file_that_vanishes_while_indexing_is_skipped(tmp_path: Path, encoder,
 
 
 def test_a_file_deleted_after_it_was_read_makes_the_index_out_of_date(tmp_path: Path, encoder, monkeypatch):  # D20
-    from embeddings import store
+    from embeddings import build, store
 
     root = write_corpus(tmp_path / "corpus", {"good.txt": GOOD, "gone.txt": PARA.format("Gone")})
-    embed = store._embed_documents
+    embed = build._embed_documents
 
     def embed_then_delete(*args, **kwargs):
         result = embed(*args, **kwargs)
         (root / "gone.txt").unlink()  # deleted while the index is being written
         return result
 
-    monkeypatch.setattr(store, "_embed_documents", embed_then_delete)
+    monkeypatch.setattr(build, "_embed_documents", embed_then_delete)
     stored = build_index(root, tmp_path / "idx", encoder=encoder)
     monkeypatch.undo()
     with pytest.raises(store.IndexOutOfDate, match="deleted: gone.txt"):
@@ -489,19 +490,19 @@ def test_an_index_folder_that_cannot_be_written_is_a_typed_error(tmp_path: Path,
 
 
 def test_a_full_disk_while_writing_keeps_the_previous_index(tmp_path: Path, encoder, monkeypatch):  # D28
-    from embeddings import store
+    from embeddings import files
 
     root = write_corpus(tmp_path / "corpus", {"good.txt": GOOD})
     before = build_index(root, tmp_path / "idx", encoder=encoder)
     (root / "new.txt").write_text(PARA.format("New"))
-    write = store._write_bytes
+    write = files.write_synced
 
     def disk_full(path, data):
         if path.name == "vectors.npy" or path.name == "index.faiss":
             raise OSError(28, "No space left on device")
         write(path, data)
 
-    monkeypatch.setattr(store, "_write_bytes", disk_full)
+    monkeypatch.setattr(files, "write_synced", disk_full)
     with pytest.raises(QAError, match=r"cannot write the index .*No space left on device.*previous index"):
         build_index(root, tmp_path / "idx", encoder=encoder)
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == sorted([".lock", "CURRENT", before.path.name])

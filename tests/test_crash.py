@@ -27,9 +27,10 @@ from test_app import outbound, serving  # noqa: F401 - outbound is a fixture: no
 from test_bad_input import assert_one_error_line, harness_env, run_module
 
 import app
-from embeddings import store
+from embeddings import files, store
 from embeddings.errors import IndexCorrupt, IndexLocked, IndexOutOfDate
-from embeddings.store import FORMAT_VERSION, build_index, check_index, load_index, manifest_checksum
+from embeddings.build import build_index
+from embeddings.store import FORMAT_VERSION, check_index, load_index, manifest_checksum
 from qa.answer import stream_answer
 from qa.retrieve import Retriever
 from qa.settings import Settings
@@ -175,7 +176,7 @@ def _reforge_manifest(version: Path, change) -> None:
     """An edit by someone who also fixes every checksum: only the consistency checks can notice."""
     change(version)
     manifest = json.loads((version / "manifest.json").read_text())
-    manifest["artefacts"] = {n: store._sha256_file(version / n) for n in store.ARTEFACTS}
+    manifest["artefacts"] = {n: files.sha256_file(version / n) for n in store.ARTEFACTS}
     manifest["checksum"] = manifest_checksum(manifest)
     (version / "manifest.json").write_text(json.dumps(manifest))
 
@@ -297,7 +298,7 @@ def test_a_reader_racing_two_rebuilds_reads_the_new_version(tmp_path: Path, corp
     (corpus / "bravo.txt").write_text(BRAVO)
     new = build_index(corpus, index_dir, encoder=KeywordEncoder())
     (index_dir / "CURRENT").write_text(old.path.name + "\n")  # a reader reads CURRENT naming the old version...
-    real = store._sha256_file
+    real = files.sha256_file
 
     def while_reading(path):  # ...and two builds finish under its feet: the version it reads is gone
         if old.path.exists():
@@ -307,7 +308,7 @@ def test_a_reader_racing_two_rebuilds_reads_the_new_version(tmp_path: Path, corp
             old.path.rmdir()
         return real(path)
 
-    monkeypatch.setattr(store, "_sha256_file", while_reading)
+    monkeypatch.setattr(store, "sha256_file", while_reading)
     assert load_index(index_dir).path == new.path
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from embeddings.store import build_index
+from embeddings.build import build_index
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.retrieve import RetrievalSettings, Retriever, clean_question
 

@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import store
+from embeddings import build, store
 from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate
-from embeddings.store import IndexSettings, build_index, check_index, load_index
+from embeddings.build import build_index
+from embeddings.store import IndexSettings, check_index, load_index
 
 from conftest import PARA, KeywordEncoder, write_corpus
 
@@ -100,7 +101,7 @@ def test_a_crash_before_the_swap_leaves_the_previous_index_in_use(tmp_path, enco
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(store, "_swap_current", crash)
+    monkeypatch.setattr(build, "_swap_current", crash)
     with pytest.raises(KeyboardInterrupt):
         build_index(corpus, tmp_path / "idx", encoder=encoder)
     after = load_index(tmp_path / "idx")
