@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import decode_bound, error_row, machine_info, write_result  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_generate import measure_bandwidth  # noqa: E402
@@ -39,8 +40,10 @@ DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 def run_one(backend: str, model: str, questions_file: Path, limit: int, embedder: str | None,
             context_tokens: int | None = None) -> dict:
     """One configuration, in this process: warm up, then stream every question once."""
-    from qa.evaluate import document_texts, read_questions
-    from qa.metrics import percentile, score_result
+    from qa.evaluation.metrics import score_result
+    from qa.evaluation.questions import read_questions
+    from qa.evaluation.runner import document_texts
+    from qa.evaluation.summary import percentile
     from qa.pipeline import Pipeline
     from qa.settings import Settings
     from qa.types import Answer, Token
@@ -126,7 +129,7 @@ def weights_bytes(generator, backend: str, model: str) -> int:
     transformers (it dequantises the GGUF on load)."""
     if backend == "transformers":
         return sum(p.numel() * p.element_size() for p in generator._model.parameters())
-    from qa.models import resolve_model
+    from qa.generation.models import resolve_model
 
     return os.path.getsize(resolve_model(model).path())
 

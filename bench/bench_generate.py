@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import decode_bound, error_row, machine_info, write_result  # noqa: E402
-from qa.generate import GGUF_BACKENDS  # noqa: E402  (imports no model library)
+from qa.generation.factory import GGUF_BACKENDS  # noqa: E402  (imports no model library)
 
 PASSAGE = (
     "The harbour town of Vimont was founded in 1642 by fishermen from the northern coast. "
@@ -73,10 +73,10 @@ def run_one(
     repack: bool = False,
 ) -> dict:  # fmt: skip
     """One configuration, in this process: load, uncached prompt, cached prefix, decode."""
-    from qa.generate import load_generator
-    from qa.llamacpp import LlamaCppGenerator
-    from qa.ikllama import IkLlamaGenerator
-    from qa.models import resolve_model
+    from qa.generation.factory import load_generator
+    from qa.generation.ikllama import IkLlamaGenerator
+    from qa.generation.llamacpp import LlamaCppGenerator
+    from qa.generation.models import resolve_model
 
     spec = resolve_model(model)
     path = spec.path()
@@ -164,7 +164,7 @@ def spawn(
 
 SWEEP = (  # (OMP_WAIT_POLICY, decode threads, prompt threads); "" leaves libgomp's default
     ("PASSIVE", 1, 1),
-    ("PASSIVE", 1, 2),  # the default: qa.generate.default_threads() on 2 cores
+    ("PASSIVE", 1, 2),  # the default: qa.generation.base.default_threads() on 2 cores
     ("PASSIVE", 2, 2),
     ("", 2, 2),
 )

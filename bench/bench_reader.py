@@ -49,8 +49,8 @@ class GoldFirst:
 def file_questions(paths, retriever):
     """(question, gold passage, does-this-snippet-hold-the-evidence test, scorer) for the answerable
     questions of FORMAT.md files."""
-    from qa.evaluate import read_questions
-    from qa.metrics import citation_supports, score_result
+    from qa.evaluation.metrics import citation_supports, score_result
+    from qa.evaluation.questions import read_questions
 
     documents = {p.doc: retriever.document_text(p.doc) for p in retriever.passages}
     for path in paths:
@@ -70,8 +70,8 @@ def file_questions(paths, retriever):
 def squad_questions(squad, limit, seed, retriever):
     """The same for a seeded SQuAD sample: the gold passage is the part of the question's own paragraph
     that holds a gold answer; the score is the official F1 (EM beside it)."""
-    from qa.metrics import strip_citations
-    from qa.squad import question_record, sample_questions, squad_exact_match, squad_f1, squad_normalize
+    from qa.citation.claims import strip_citations
+    from qa.evaluation.squad import question_record, sample_questions, squad_exact_match, squad_f1, squad_normalize
 
     by_doc: dict[str, list] = {}
     for p in retriever.passages:
@@ -97,13 +97,13 @@ def squad_questions(squad, limit, seed, retriever):
 def run(args) -> dict:
     from qa.answer import stream_answer
     from qa.pipeline import Pipeline
-    from qa.prompt import select_snippets
+    from qa.prompting.snippets import select_snippets
     from qa.settings import Settings
 
     settings = Settings.from_env(embedder=args.embedder, model=args.model, backend=args.backend)
     squad = None
     if args.squad:
-        from qa.squad import load_squad, open_book
+        from qa.evaluation.squad import load_squad, open_book
 
         squad = load_squad(args.squad)
         settings = open_book(squad, settings.with_(answer=replace(settings.answer, style="short")))

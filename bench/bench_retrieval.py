@@ -25,10 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import write_result  # noqa: E402
-
 from embeddings import IndexSettings, build_index, load_encoder  # noqa: E402
-from qa.metrics import mrr, normalize_evidence, recall_at_k  # noqa: E402
+from qa.evaluation.metrics import normalize_evidence  # noqa: E402
+from qa.evaluation.summary import mrr, recall_at_k  # noqa: E402
 from qa.retrieve import RetrievalSettings, Retriever  # noqa: E402
+
 
 class UnmatchedScoreNothing(Retriever):
     """The fusion before 067f710: a passage a method found nothing for gets nothing from it."""

@@ -24,13 +24,13 @@ from bench.common import machine_info, write_result  # noqa: E402
 
 def run(args) -> list[dict]:
     from qa.pipeline import Pipeline
-    from qa.prompt import select_snippets
+    from qa.prompting.snippets import select_snippets
     from qa.settings import Settings
 
     settings = Settings.from_env(embedder=args.embedder, model=args.model)
     squad = None
     if args.squad:
-        from qa.squad import load_squad, open_book
+        from qa.evaluation.squad import load_squad, open_book
 
         squad = load_squad(args.squad)
         settings = open_book(squad, settings)

@@ -1,5 +1,6 @@
 """Documents -> passages -> vectors -> index. Knows nothing of questions or language models."""
 
+from embeddings.build import build_index
 from embeddings.documents import Corpus, Document, DocumentMeta, Skipped, load_corpus
 from embeddings.encoder import DEFAULT_EMBEDDER, Encoder, SentenceTransformerEncoder, load_encoder
 from embeddings.errors import (
@@ -12,7 +13,6 @@ from embeddings.errors import (
     QAError,
 )
 from embeddings.paragraphs import Passage, normalize, split_passages, split_sentences
-from embeddings.build import build_index
 from embeddings.store import IndexSettings, StoredIndex, check_index, corpus_changes, load_index
 from embeddings.vectors import VectorIndex, VectorSettings
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings import files
 from embeddings.documents import Corpus, Document, load_corpus
 from embeddings.encoder import Encoder
 from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate, QAError
-from embeddings import files
 from embeddings.paragraphs import Passage, split_passages
 from embeddings.store import ARTEFACTS, FORMAT_VERSION, IndexSettings, StoredIndex, load_index, manifest_checksum
 from embeddings.units import embedding_units

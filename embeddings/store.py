@@ -35,7 +35,6 @@ from embeddings.files import read_jsonl, sha256_file
 from embeddings.paragraphs import Passage
 from embeddings.vectors import VectorIndex, VectorSettings
 
-
 # 2: sentences no longer end inside "then-U.S."; 3: a date from metadata.json is kept as the text
 # prints it. Older indexes are rebuilt on first use.
 FORMAT_VERSION = 3

@@ -1,7 +1,7 @@
 """Step 8, answer: retrieve, prompt, generate, verify — one streamed pass per question.
 
 The one decision: the model's words are streamed to the user as they come, but the final event
-carries the *verified* answer (``qa.cite.verify``), which may differ: markers corrected, unsupported
+carries the *verified* answer (``qa.citation.verification``), which may differ: markers corrected, unsupported
 sentences dropped, or a refusal when nothing is grounded. Retrieval that finds nothing close enough
 refuses before the model is even asked.
 """
@@ -12,23 +12,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from qa.cite import verify
+from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
-from qa.generate import Generator
 from qa.errors import InvalidArgument, check_positive_whole
-from qa.prompt import STYLES, Snippet, build_messages, select_snippets
+from qa.generation.base import Generator
+from qa.prompting.messages import build_messages
+from qa.prompting.snippets import Snippet, select_snippets
+from qa.prompting.styles import STYLES
 from qa.retrieve import Hit, Retriever, check_k, clean_question
 from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
 
-
-# Tokens of passage text in the prompt, per answer style, when the settings do not say. On this CPU
-# the first token waits for every prompt token after the cached prefix (~60 tokens/s on a 2-core
-# Xeon), so this is the speed/accuracy dial (bench/bench_e2e.py --context-tokens 200,120,60 on the
-# dev and held-out sets). A sentence answer to the seed questions needs the one or two sentences that
-# match best: at 60 tokens the first token came in 1.8-1.9 s instead of 4.7-4.8 s, and answers were
-# no worse (right on 29 of 40 answerable questions instead of 26), though 7 of them were refused
-# instead of 4. Short SQuAD-style answers often sit in a neighbouring sentence of a long paragraph:
-# at 60 tokens SQuAD 1.1 F1 fell from 67.1 to 62.4 (200 questions, seed 0), so that style keeps 200.
+# Tokens of passage text in the prompt, per answer style, when the settings do not say: the
+# speed/accuracy dial, since the first token waits for every prompt token (docs/DESIGN.md, step 8).
 CONTEXT_TOKENS = {"sentence": 60, "short": 200}
 
 
@@ -36,12 +31,9 @@ CONTEXT_TOKENS = {"sentence": 60, "short": 200}
 class AnswerSettings:
     min_relevance: float = 0.2  # best dense cosine below which the documents are judged silent
     context_tokens: int | None = None  # tokens of passage text in the prompt; None: CONTEXT_TOKENS[style]
-    # retrieved passages that may contribute sentences to the prompt: all five, since the evidence of
-    # some questions sits in the 4th or 5th (bench/bench_snippets.py: 308 vs 306 of 400 SQuAD 1.1 questions
-    # at 60 tokens, 367 vs 361 at 200; seed questions 29 vs 27 of 40)
-    max_passages: int = 5
+    max_passages: int = 5  # retrieved passages that may give sentences: the evidence may be in the 5th
     max_answer_tokens: int = 96  # generation cap: answers are one or two sentences
-    style: str = "sentence"  # "sentence" or "short" (only the answering words): see qa.prompt.STYLES
+    style: str = "sentence"  # "sentence" or "short" (only the answering words): see qa.prompting.styles.STYLES
 
     def __post_init__(self) -> None:
         if self.context_tokens is not None:

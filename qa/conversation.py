@@ -3,13 +3,9 @@
 The one decision: only a question that looks like a follow-up (a pronoun or a leading "and",
 "what about", ... with earlier turns to refer to) costs a model call, and that call is sent after the
 answer prompt's fixed messages (system prompt and worked exchanges), so the model's prefix cache
-serves them both for the rewrite and for the answer that follows: with its own system message, the
-rewrite evicted them and a follow-up waited 9-11 s for its first token instead of 2-3 s. The model
-is asked for the rewritten question only. If its reply is not a usable question (a statement such
-as "Juliette Faure is French." is the model answering, not rewriting), retrieval searches for the
-previous question joined with the follow-up, while the model is asked the follow-up as written:
-shown the joined pair, it answered the previous one ("Rym Momtaz [1]" to "where did she report on
-the Elysée before?").
+serves them both for the rewrite and for the answer that follows. If its reply is not a usable
+question (the model answering instead of rewriting), retrieval searches for the previous question
+joined with the follow-up, while the model is asked the follow-up as written (docs/DESIGN.md).
 """
 
 from __future__ import annotations
@@ -17,14 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qa.cite import is_refusal
-from qa.metrics import strip_citations
+from qa.citation.claims import is_refusal, strip_citations
 
-# "that" and "there" count only as the last word ("who signed that?"), and "why" only alone: as in
-# "warn that relying...", "is there..." or "Why did...", they made 5 of the 48 seed questions (dev
-# and held-out) look like follow-ups, each costing a rewrite call (1-2 s) when asked in a
-# conversation; 7 still do, for a pronoun that points inside the question. All 8 follow-ups of
-# bench/questions/followups.jsonl are still recognised.
+# "that" and "there" count only as the last word ("who signed that?"), and "why" only alone, so
+# "warn that relying..." or "is there..." costs no rewrite call.
 _FOLLOW_UP = re.compile(
     r"^(?:and|but|also|so|then|what about|how about|what else)\b|^why(?: not)?\W*$"
     r"|\b(?:he|him|his|she|her|hers|it|its|they|them|their|theirs|this|these|those|the same)\b"

@@ -33,6 +33,12 @@ class QuestionFileError(QAError):
     """A batch question file is malformed (bad JSON, missing fields, duplicate ids)."""
 
 
+# Errors of the setup, not of one question: a batch run stops on them, since every later question
+# would fail the same way.
+SETUP_ERRORS = (BackendUnavailable, CorpusError, EncoderError, IndexCorrupt, IndexLocked, IndexNotFound, IndexOutOfDate,
+                ModelChecksumError, ModelNotFound)
+
+
 def check_positive_whole(label: str, value: object) -> None:
     """Raise InvalidArgument unless ``value`` is an int >= 1 (True is not a count here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -54,4 +60,5 @@ __all__ = [
     "ModelNotFound",
     "QAError",
     "QuestionFileError",
+    "SETUP_ERRORS",
 ]

@@ -24,7 +24,7 @@ from embeddings.documents import SUFFIXES, Document, read_document_text
 from embeddings.encoder import Encoder
 from embeddings.packaged import cache_dir
 from qa.errors import QAError
-from qa.generate import Generator
+from qa.generation.base import Generator
 from qa.pipeline import Pipeline
 from qa.settings import SEEDS, Settings
 

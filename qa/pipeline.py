@@ -12,13 +12,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from embeddings.encoder import Encoder, load_encoder
 from embeddings.build import build_index
+from embeddings.encoder import Encoder, load_encoder
 from embeddings.store import StoredIndex, check_index, corpus_changes, load_index
 from qa.answer import stream_answer
 from qa.errors import CorpusError, IndexNotFound, IndexOutOfDate
-from qa.generate import Generator, load_generator
-from qa.prompt import build_messages
+from qa.generation.base import Generator
+from qa.generation.factory import load_generator
+from qa.prompting.messages import build_messages
 from qa.retrieve import Hit, Retriever, check_k, clean_question
 from qa.settings import Settings
 from qa.types import Answer, StreamEvent

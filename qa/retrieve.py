@@ -162,8 +162,8 @@ class Retriever:
     def question_terms(self, question: str) -> list[str]:
         """The terms of a question without the words that only shape it (``QUESTION_WORDS``).
 
-        Sentence selection matches these (qa.prompt). Passage search keeps every term: without the
-        question words, dev recall@5 fell from 1.00 to 0.95 (bench_retrieval.py, seed corpus).
+        Sentence selection matches these (qa.prompting.snippets); passage search keeps every term,
+        which finds more of the evidence (docs/DESIGN.md, step 5).
         """
         return [t for t in self.terms(question) if t not in self._question_words]
 
@@ -215,16 +215,8 @@ class Retriever:
     def fuse(self, dense: np.ndarray, bm25: np.ndarray) -> np.ndarray:
         """Reciprocal rank fusion; the passages a method found nothing for share its last rank.
 
-        Scoring them nothing instead made being found by BM25 outweigh any dense rank in a small
-        corpus, where 1 / (rrf_k + rank) barely changes from rank 1 to rank 34: the seed passage that
-        paraphrases "relying on foreign arms suppliers" was first by dense, shared no word with the
-        question and fell out of the top 20 of 34, below passages BM25 matched on any word, "which"
-        and "did" included (dev d13). With the shared last rank, recall@5 of the evidence went from
-        0.95 to 1.00 on dev (bench/bench_retrieval.py runs both rules) and one more held-out question
-        was answered (18 of 20). SQuAD questions share more words with their paragraph: over its
-        2,518 passages recall@1/3/5 of 500 questions did not change, and with each of its first six
-        articles as a corpus of its own (22-129 passages, 1,341 questions) recall@5 stayed 0.987 and
-        recall@1 went from 0.852 to 0.848.
+        Scoring them nothing instead lets any BM25 match outweigh the best dense rank in a small
+        corpus, where 1 / (rrf_k + rank) barely changes from rank 1 to rank 34 (docs/DESIGN.md).
         """
         s = self.settings
         fused = np.zeros(len(dense), dtype=np.float64)

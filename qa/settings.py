@@ -12,7 +12,7 @@ from embeddings.packaged import cache_dir
 from embeddings.store import IndexSettings
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument
-from qa.generate import BACKENDS
+from qa.generation.factory import BACKENDS
 from qa.retrieve import RetrievalSettings, check_k
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"  # the default corpus
@@ -31,7 +31,7 @@ class Settings:
     index_dir: Path | None = None  # None: default_index_dir(corpus)
     embedder: str = DEFAULT_EMBEDDER  # packaged name, local path or hub id of a sentence-transformers model
     model: str = "default"  # "default", "small", a .gguf file, a transformers folder or a hub id
-    backend: str | None = None  # "ik", "llama" or "transformers"; None: see qa.generate.load_generator
+    backend: str | None = None  # "ik", "llama" or "transformers"; None: see qa.generation.factory.load_generator
     k: int = 5  # passages retrieved and shown
     auto_update: bool = True  # build a missing index / update a stale one instead of raising
     index: IndexSettings = field(default_factory=IndexSettings)

@@ -4,14 +4,14 @@ import re
 
 import pytest
 
+from conftest import PARA, KeywordEncoder, ScriptedGenerator, write_corpus
 from qa.answer import AnswerSettings
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.pipeline import Conversation, Pipeline
-from qa.prompt import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES, build_messages, source_label
+from qa.prompting.messages import build_messages, source_label
+from qa.prompting.styles import DEMONSTRATED, SHORT_DEMONSTRATIONS, STYLES
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer, Retrieved, Token
-
-from conftest import PARA, KeywordEncoder, ScriptedGenerator, write_corpus
 
 
 def make(seeds_copy, tmp_path, replies):
@@ -163,7 +163,7 @@ def test_the_passage_budget_follows_the_style_unless_set():
 @pytest.mark.parametrize(("threshold", "refused"), [(0.0, False), (1.01, True)])
 def test_the_answer_measures_how_close_in_meaning_a_cited_sentence_is_to_the_question(tmp_path, monkeypatch,
                                                                                        threshold, refused):
-    import qa.cite
+    import qa.citation.verification
 
     corpus = write_corpus(tmp_path / "c", {
         "a.txt": "The envoy was the one named Pierre Vimont. Talks began in the spring of that year.",
@@ -171,7 +171,7 @@ def test_the_answer_measures_how_close_in_meaning_a_cited_sentence_is_to_the_que
     })
     pipeline = Pipeline(Settings(corpus=corpus, index_dir=tmp_path / "idx"), encoder=KeywordEncoder(),
                         generator=ScriptedGenerator(["Pierre Vimont [1]."]))
-    monkeypatch.setattr(qa.cite, "CLOSE_IN_MEANING", threshold)
+    monkeypatch.setattr(qa.citation.verification, "CLOSE_IN_MEANING", threshold)
     answer = pipeline.answer("Which delegate was the one they chose?")  # no content word of the sentence
     assert answer.refused is refused
     if not refused:

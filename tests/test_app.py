@@ -19,13 +19,15 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import KeywordEncoder, ScriptedGenerator, free_port
 
-import app
 import qa.library
+from conftest import KeywordEncoder, ScriptedGenerator, free_port
+from qa.errors import QAError
 from qa.library import Library, UploadRejected
 from qa.pipeline import Pipeline
 from qa.settings import Settings
+from qa.ui import blocks, handlers, render
+from qa.ui import server as ui_server
 
 VIMONT_Q = "Who was Macron's special envoy for the strategic dialogue with Russia?"
 VIMONT_A = "Ambassador Pierre Vimont was Macron's special envoy for strategic dialogue with Russia [1]."
@@ -55,11 +57,11 @@ def library(tmp_path: Path, seeds_copy: Path, monkeypatch) -> Library:
 
 
 @pytest.fixture
-def ui(library: Library) -> app.Handlers:
-    return app.Handlers(library)
+def ui(library: Library) -> handlers.Handlers:
+    return handlers.Handlers(library)
 
 
-def run_respond(ui: app.Handlers, question: str, turns=(), **options) -> list[tuple]:
+def run_respond(ui: handlers.Handlers, question: str, turns=(), **options) -> list[tuple]:
     """Every update the streaming handler yields for one question."""
     args = dict(collection=ui.library.main, k=5, model="default", show_scores=False) | options
     return list(ui.respond(question, list(turns), **args))
@@ -73,9 +75,9 @@ def test_importing_the_app_turns_off_everything_that_phones_home():
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     for var in ("no_proxy", "NO_PROXY"):
         assert {"127.0.0.1", "localhost"} <= set(os.environ[var].split(","))
-    fonts = [*app.THEME._font, *app.THEME._font_mono]
+    fonts = [*blocks.THEME._font, *blocks.THEME._font_mono]
     assert fonts and not any(isinstance(f, gr.themes.GoogleFont) for f in fonts)  # system fonts only
-    assert not [url for url in app.THEME._stylesheets if "://" in url]
+    assert not [url for url in blocks.THEME._stylesheets if "://" in url]
 
 
 # ---------------------------------------------------------------------------------- rendering
@@ -92,7 +94,7 @@ def test_importing_the_app_turns_off_everything_that_phones_home():
     ],
 )
 def test_link_citations_links_known_markers_and_escapes_html(text, numbers, expected):
-    assert app.link_citations(text, 2, numbers) == expected
+    assert render.link_citations(text, 2, numbers) == expected
 
 
 @pytest.mark.parametrize(
@@ -105,11 +107,11 @@ def test_link_citations_links_known_markers_and_escapes_html(text, numbers, expe
     ],
 )
 def test_highlight_marks_the_span_inside_its_passage(text, start, end, lo, hi, expected):
-    assert app.highlight(text, start, end, lo=lo, hi=hi) == expected
+    assert render.highlight(text, start, end, lo=lo, hi=hi) == expected
 
 
 def test_tidy_only_folds_blank_lines():
-    assert app.tidy("a\n\n\n \nb\nc") == "a\n\nb\nc"
+    assert render.tidy("a\n\n\n \nb\nc") == "a\n\nb\nc"
 
 
 def test_a_citation_card_marks_the_supporting_sentence_with_its_source(library: Library):
@@ -117,7 +119,7 @@ def test_a_citation_card_marks_the_supporting_sentence_with_its_source(library: 
     assert not answer.refused and answer.citations
     documents = library.documents(library.main)
     c = answer.citations[0]
-    card = app.render_citation(c, turn=3, collection="seeds", documents=documents)
+    card = render.render_citation(c, turn=3, collection="seeds", documents=documents)
     document = documents[c.doc]
     assert f'id="cite-3-{c.n}"' in card
     assert f"<mark>{html.escape(c.text)}</mark>" in card
@@ -129,7 +131,7 @@ def test_a_citation_card_marks_the_supporting_sentence_with_its_source(library: 
 def test_a_refusal_offers_the_closest_passages(library: Library):
     answer = library.pipeline().answer(NATO_Q)
     assert answer.refused and answer.passages
-    panel = app.render_answer_sources(answer, turn=1, collection="seeds", documents=library.documents(library.main))
+    panel = render.render_answer_sources(answer, turn=1, collection="seeds", documents=library.documents(library.main))
     assert "do not answer this" in panel
     assert panel.count('class="source retrieved"') == len(answer.passages)
     assert "<mark>" not in panel
@@ -138,21 +140,21 @@ def test_a_refusal_offers_the_closest_passages(library: Library):
 def test_a_refusal_says_why_the_models_draft_was_withheld(library: Library):
     refused = library.pipeline().answer(NATO_Q)  # the model itself declined: nothing to explain
     documents = library.documents(library.main)
-    assert "withheld" not in app.render_answer_sources(refused, turn=1, collection="seeds", documents=documents)
+    assert "withheld" not in render.render_answer_sources(refused, turn=1, collection="seeds", documents=documents)
     draft = replace(refused, raw_text="<b>Roadmap</b> [1].",
                     notes=("dropped a sentence whose document never mentions 2024: Roadmap.",))
-    panel = app.render_answer_sources(draft, turn=1, collection="seeds", documents=documents)
+    panel = render.render_answer_sources(draft, turn=1, collection="seeds", documents=documents)
     assert "Why the model's draft was withheld" in panel
     assert "&lt;b&gt;Roadmap&lt;/b&gt; [1]." in panel and "never mentions 2024" in panel
     answered = library.pipeline().answer(VIMONT_Q)
-    assert "withheld" not in app.render_answer_sources(answered, turn=1, collection="seeds", documents=documents)
+    assert "withheld" not in render.render_answer_sources(answered, turn=1, collection="seeds", documents=documents)
 
 
 def test_scores_are_shown_only_when_asked(library: Library):
     answer = library.pipeline().answer(VIMONT_Q)
     documents = library.documents(library.main)
-    plain = app.render_answer_sources(answer, turn=1, collection="seeds", documents=documents)
-    scored = app.render_answer_sources(answer, turn=1, collection="seeds", documents=documents, show_scores=True)
+    plain = render.render_answer_sources(answer, turn=1, collection="seeds", documents=documents)
+    scored = render.render_answer_sources(answer, turn=1, collection="seeds", documents=documents, show_scores=True)
     assert "dense" not in plain
     assert f"rank 1 · fused {answer.passages[0].score:.4f}" in scored
 
@@ -218,7 +220,7 @@ def test_a_collection_holds_a_bounded_number_of_files(library: Library, tmp_path
 
 
 def test_an_unknown_collection_is_a_readable_error(library: Library):
-    with pytest.raises(app.QAError, match="no collection named"):
+    with pytest.raises(QAError, match="no collection named"):
         library.pipeline("nope")
 
 
@@ -234,7 +236,7 @@ def test_collections_share_the_one_encoder_and_generator(library: Library, tmp_p
 
 
 def test_create_app_builds_the_page_without_launching(library: Library):
-    demo = app.create_app(library)
+    demo = blocks.create_app(library)
     assert isinstance(demo, gr.Blocks) and not demo.is_running
     fns = list(demo.fns.values())
     public = [f.api_name for f in fns if f.api_visibility == "public"]
@@ -256,26 +258,26 @@ def test_the_seed_corpus_gets_curated_examples(tmp_path: Path):
     assert lib.examples(lib.main) == list(qa.library.SEED_EXAMPLES)
 
 
-def test_the_answer_streams_then_the_verified_text_replaces_it(ui: app.Handlers):
+def test_the_answer_streams_then_the_verified_text_replaces_it(ui: handlers.Handlers):
     updates = run_respond(ui, VIMONT_Q)
     partial = [u[0][-1]["content"] for u in updates[:-1]]
     assert any(p.endswith("▌") and "Vimont" in p for p in partial)  # tokens as they came
     chat, sources, turns = updates[-1]
     assert [m["role"] for m in chat] == ["user", "assistant"]
     answer = turns[-1].answer
-    assert chat[-1]["content"] == app.link_citations(answer.text, 1, [c.n for c in answer.citations])
+    assert chat[-1]["content"] == render.link_citations(answer.text, 1, [c.n for c in answer.citations])
     assert "(#cite-1-1)" in chat[-1]["content"]
     assert 'id="cite-1-1"' in sources and "Pierre Vimont" in sources.split('id="cite-1-1"')[1].split("</mark>")[0]
 
 
-def test_a_refusal_is_shown_as_such(ui: app.Handlers):
+def test_a_refusal_is_shown_as_such(ui: handlers.Handlers):
     chat, sources, turns = run_respond(ui, NATO_Q)[-1]
     assert turns[-1].answer.refused
     assert chat[-1]["content"].startswith("**I cannot find the answer")
     assert "closest passages" in chat[-1]["content"] and "do not answer this" in sources
 
 
-def test_follow_ups_carry_the_conversation(ui: app.Handlers, monkeypatch):
+def test_follow_ups_carry_the_conversation(ui: handlers.Handlers, monkeypatch):
     seen = []
     original = Pipeline.stream
 
@@ -291,21 +293,21 @@ def test_follow_ups_carry_the_conversation(ui: app.Handlers, monkeypatch):
     assert sources.index("And which treaty") < sources.index(html.escape(VIMONT_Q))  # latest first
 
 
-def test_history_is_bounded_and_kept_to_one_collection(ui: app.Handlers, tmp_path: Path, monkeypatch):
+def test_history_is_bounded_and_kept_to_one_collection(ui: handlers.Handlers, tmp_path: Path, monkeypatch):
     ui.library.add_files("notes", [write(tmp_path, "garden.md", GARDEN)])
     seen = []
     original = Pipeline.stream
     monkeypatch.setattr(Pipeline, "stream",
                         lambda self, q, *, history=(), k=None: seen.append(list(history)) or original(self, q, k=k))
     turns = []
-    for _ in range(app.MAX_HISTORY + 2):
+    for _ in range(handlers.MAX_HISTORY + 2):
         _, _, turns = run_respond(ui, VIMONT_Q, turns)[-1]
     assert [len(h) for h in seen] == [0, 1, 2, 3, 4, 4]
     run_respond(ui, "Who pruned the apple tree?", turns, collection="notes")
     assert seen[-1] == []
 
 
-def test_each_session_keeps_its_own_conversation(ui: app.Handlers):
+def test_each_session_keeps_its_own_conversation(ui: handlers.Handlers):
     _, _, alice = run_respond(ui, VIMONT_Q)[-1]
     _, _, bob = run_respond(ui, NATO_Q)[-1]
     assert [t.question for t in alice] == [VIMONT_Q]
@@ -313,19 +315,19 @@ def test_each_session_keeps_its_own_conversation(ui: app.Handlers):
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\x00\x01"])
-def test_an_empty_question_is_a_readable_error(ui: app.Handlers, question):
+def test_an_empty_question_is_a_readable_error(ui: handlers.Handlers, question):
     with pytest.raises(gr.Error, match="empty"):
         ui.accept(question, [])
 
 
-def test_pipeline_errors_reach_the_user_as_messages_not_tracebacks(ui: app.Handlers):
+def test_pipeline_errors_reach_the_user_as_messages_not_tracebacks(ui: handlers.Handlers):
     with pytest.raises(gr.Error) as caught:
         run_respond(ui, VIMONT_Q, k=0)
     assert "k must be a positive whole number" in caught.value.message
     assert "Traceback" not in caught.value.message
 
 
-def test_unexpected_errors_are_reported_without_a_traceback(ui: app.Handlers, monkeypatch):
+def test_unexpected_errors_are_reported_without_a_traceback(ui: handlers.Handlers, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
@@ -334,7 +336,7 @@ def test_unexpected_errors_are_reported_without_a_traceback(ui: app.Handlers, mo
         run_respond(ui, VIMONT_Q)
 
 
-def test_ask_returns_the_answer_as_json(ui: app.Handlers, library: Library):
+def test_ask_returns_the_answer_as_json(ui: handlers.Handlers, library: Library):
     result = ui.ask(VIMONT_Q)
     assert json.loads(json.dumps(result)) == result
     assert result["refused"] is False and "Vimont" in result["answer"]
@@ -344,7 +346,7 @@ def test_ask_returns_the_answer_as_json(ui: app.Handlers, library: Library):
     assert ui.ask(NATO_Q)["refused"] is True
 
 
-def test_the_upload_handler_reports_what_was_indexed(ui: app.Handlers, tmp_path: Path):
+def test_the_upload_handler_reports_what_was_indexed(ui: handlers.Handlers, tmp_path: Path):
     paths = [str(write(tmp_path, "garden.md", GARDEN)), str(write(tmp_path, "x.pdf", b"%PDF"))]
     selector, report, files = ui.upload(paths, "Garden", progress=lambda *a, **k: None)
     assert selector["value"] == "garden" and "garden" in selector["choices"]
@@ -353,7 +355,7 @@ def test_the_upload_handler_reports_what_was_indexed(ui: app.Handlers, tmp_path:
 
 
 @pytest.mark.parametrize(("names", "reason"), [([], "choose one or more"), (["x.pdf"], "x.pdf: only .txt and .md")])
-def test_a_rejected_upload_is_reported_in_the_page(ui: app.Handlers, tmp_path: Path, names, reason):
+def test_a_rejected_upload_is_reported_in_the_page(ui: handlers.Handlers, tmp_path: Path, names, reason):
     paths = [str(write(tmp_path, name, b"%PDF")) for name in names]
     with pytest.warns(UserWarning, match=reason):  # outside a request, gradio's toast is a warning
         selector, report, files = ui.upload(paths, "Garden", progress=lambda *a, **k: None)
@@ -365,7 +367,7 @@ def test_the_document_page_marks_the_span_and_refuses_unknown_documents(library:
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
-    client = TestClient(Starlette(routes=[app.document_page(library)]))
+    client = TestClient(Starlette(routes=[ui_server.document_page(library)]))
     doc, document = next(iter(library.documents(library.main).items()))
     start = document.text.index("Pierre Vimont") if "Pierre Vimont" in document.text else 0
     page = client.get(f"/document/{library.main}/{doc}", params={"start": start, "end": start + 13})
@@ -412,9 +414,9 @@ def outbound(monkeypatch) -> list:
 @contextmanager
 def serving(library: Library, outbound: list) -> Iterator[str]:
     """The app launched in this process on a free loopback port; on exit, nothing may have left the machine."""
-    demo = app.create_app(library)
+    demo = blocks.create_app(library)
     port = free_port()
-    app.serve(demo, library, port=port, block=False, quiet=True)
+    ui_server.serve(demo, library, port=port, block=False, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

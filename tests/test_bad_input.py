@@ -21,21 +21,21 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import PARA, ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, write_corpus
 
-import app
-from qa.library import Library
+from conftest import PARA, ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, write_corpus
 from embeddings import documents as documents_module
+from embeddings.build import build_index
 from embeddings.documents import MAX_FILE_BYTES, load_corpus
 from embeddings.errors import CorpusError, IndexNotFound, QAError
-from embeddings.build import build_index
 from embeddings.store import check_index, load_index
 from qa.errors import InvalidArgument, InvalidQuestion, ModelNotFound
-from qa.generate import load_generator
+from qa.generation.factory import load_generator
+from qa.library import Library
 from qa.pipeline import Pipeline
 from qa.retrieve import MAX_QUESTION_CHARS, clean_question
 from qa.settings import Settings
 from qa.types import REFUSAL
+from qa.ui import handlers, render, server
 
 TESTS = Path(__file__).resolve().parent
 VIMONT_Q = "Who was Macron's special envoy Pierre Vimont for the strategic dialogue?"
@@ -138,10 +138,10 @@ SITECUSTOMIZE = textwrap.dedent('''
 
             embeddings.encoder.load_encoder = lambda name=None: _Encoder()
         if "generator" in _fakes:
-            import qa.generate
+            import qa.generation.factory
 
             _reply = os.environ.get("QA_TEST_REPLY", "I cannot find the answer in the documents.")
-            qa.generate.load_generator = lambda model=None, **kwargs: conftest.ScriptedGenerator([_reply])
+            qa.generation.factory.load_generator = lambda model=None, **kwargs: conftest.ScriptedGenerator([_reply])
 
         _write_bytes, _swap_current, _write_atomic = files.write_synced, build._swap_current, files.write_atomic
 
@@ -404,7 +404,7 @@ def test_metadata_of_the_wrong_type_becomes_text(tmp_path: Path, encoder):  # D2
         '{"good.txt": {"title": 7, "author": {"name": "Ada"}, "date": ["2024"], "publisher": null}, "x.txt": 5}')})
     meta = build_index(root, tmp_path / "idx", encoder=encoder).documents["good.txt"].meta
     assert (meta.title, meta.author, meta.date, meta.publisher) == ("7", '{"name": "Ada"}', '["2024"]', None)
-    assert "Ada" in app._byline(load_corpus(root).documents[0], "good.txt")  # the app can render it
+    assert "Ada" in render._byline(load_corpus(root).documents[0], "good.txt")  # the app can render it
 
 
 def test_hidden_files_and_folders_are_ignored(tmp_path: Path):  # D17
@@ -513,11 +513,11 @@ def test_a_full_disk_while_writing_keeps_the_previous_index(tmp_path: Path, enco
 
 
 @pytest.fixture
-def ui(tmp_path: Path, seeds_copy: Path, monkeypatch, pipeline: Pipeline) -> app.Handlers:
+def ui(tmp_path: Path, seeds_copy: Path, monkeypatch, pipeline: Pipeline) -> handlers.Handlers:
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
     library = Library(pipeline.settings, encoder=pipeline.encoder, generator=pipeline.generator,
                           uploads_dir=tmp_path / "uploads")
-    return app.Handlers(library)
+    return handlers.Handlers(library)
 
 
 @pytest.mark.parametrize(("question", "k", "collection", "message"), [
@@ -530,7 +530,7 @@ def ui(tmp_path: Path, seeds_copy: Path, monkeypatch, pipeline: Pipeline) -> app
     pytest.param(VIMONT_Q, 2.5, "", "k must be a whole number of passages, got 2.5", id="W07-k-fraction"),
     pytest.param(VIMONT_Q, 0, "../../etc", "no collection named '../../etc'", id="W08-collection-traversal"),
 ])
-def test_app_ask_refuses_bad_input_with_a_message(ui: app.Handlers, question, k, collection, message):
+def test_app_ask_refuses_bad_input_with_a_message(ui: handlers.Handlers, question, k, collection, message):
     with pytest.raises(gr.Error) as caught:
         ui.ask(question, collection, k)
     assert message in caught.value.message and "Traceback" not in caught.value.message
@@ -542,12 +542,12 @@ def test_app_ask_refuses_bad_input_with_a_message(ui: app.Handlers, question, k,
     pytest.param(VIMONT_Q, "3", False, id="W11-k-as-text"),
     pytest.param("🙂\u200b\u202e", 0, True, id="W12-emoji-and-invisible-characters"),
 ])
-def test_app_ask_answers_odd_input(ui: app.Handlers, question, k, refused):
+def test_app_ask_answers_odd_input(ui: handlers.Handlers, question, k, refused):
     result = ui.ask(question, "", k)
     assert result["question"] == question and result["refused"] is refused
 
 
-def test_app_chat_cuts_a_huge_question_and_escapes_markup(ui: app.Handlers):  # W13
+def test_app_chat_cuts_a_huge_question_and_escapes_markup(ui: handlers.Handlers):  # W13
     _, pending, chat, _ = ui.accept("<script>alert(1)</script> " + "Vimont " * 50_000, [])
     assert len(pending) <= MAX_QUESTION_CHARS
     assert "<script>" not in chat[-2]["content"] and "&lt;script&gt;" in chat[-2]["content"]
@@ -567,7 +567,7 @@ def test_app_start_up_mistakes_are_one_line_before_any_model_loads(argv, message
     monkeypatch.setattr(Pipeline, "generator", property(lambda self: pytest.fail("the model was loaded")))
     started = time.monotonic()
     try:
-        code = app.main(argv)
+        code = server.main(argv)
     except SystemExit as exit:
         code = exit.code
     err = capsys.readouterr().err
@@ -721,7 +721,7 @@ def test_evaluator_bad_question_files_print_one_line_and_exit_2(tmp_path: Path, 
         questions.write_bytes(content)
     extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
     out = [] if "--out" in extra else ["--out", str(tmp_path / "r.jsonl")]
-    done = run_module("qa.evaluate", str(questions), *out, *extra, "--corpus", str(SEEDS),
+    done = run_module("qa.cli", "eval", str(questions), *out, *extra, "--corpus", str(SEEDS),
                       "--index-dir", str(tmp_path / "idx"), env=harness_env(tmp_path))
     assert_one_error_line(done, message)
     assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "idx" / "CURRENT").exists()
@@ -733,7 +733,7 @@ def test_evaluator_bad_question_files_print_one_line_and_exit_2(tmp_path: Path, 
 ])
 def test_evaluator_bad_options_exit_2_without_a_traceback(tmp_path: Path, args, message):
     (tmp_path / "q.jsonl").write_text('{"id": "a", "question": "Who?"}\n')
-    done = run_module("qa.evaluate", str(tmp_path / "q.jsonl"), *args, env=harness_env(tmp_path))
+    done = run_module("qa.cli", "eval", str(tmp_path / "q.jsonl"), *args, env=harness_env(tmp_path))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert message in done.stderr
 
@@ -744,7 +744,7 @@ def test_evaluator_answers_odd_questions_and_records_them(tmp_path: Path):  # E1
     odd = ["Who was\u0000 the envoy Pierre Vimont?", "Vimont " * 20_000, "🤔 \u200b", "\u05de\u05d9?"]
     questions = tmp_path / "q.jsonl"
     questions.write_text("".join(json.dumps({"id": f"q{i}", "question": q}) + "\n" for i, q in enumerate(odd)))
-    done = run_module("qa.evaluate", str(questions), "--out", str(tmp_path / "r.jsonl"), "--corpus", str(SEEDS),
+    done = run_module("qa.cli", "eval", str(questions), "--out", str(tmp_path / "r.jsonl"), "--corpus", str(SEEDS),
                       "--index-dir", str(tmp_path / "idx"), env=harness_env(tmp_path, reply=VIMONT_A))
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]

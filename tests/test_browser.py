@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]

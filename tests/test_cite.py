@@ -1,8 +1,10 @@
 import pytest
 
 from embeddings.paragraphs import Passage
-from qa.cite import CLOSE_IN_MEANING, content_words, is_refusal, parse_markers, split_claims, verify
-from qa.prompt import Snippet
+from qa.citation.claims import is_refusal, parse_markers, split_claims
+from qa.citation.verification import CLOSE_IN_MEANING, verify
+from qa.citation.words import content_words
+from qa.prompting.snippets import Snippet
 from qa.retrieve import Hit
 from qa.types import REFUSAL
 

@@ -62,7 +62,7 @@ def test_user_mistakes_print_one_line_and_exit_2(args, message, tmp_path):
 
 
 def test_a_refusal_prints_why_the_models_draft_was_withheld(capsys):
-    from qa.cli import print_sources
+    from qa.cli.main import print_sources
     from qa.types import REFUSAL, Answer
 
     withheld = Answer("What was announced at the 2024 forum?", REFUSAL, (), (), True, raw_text="Roadmap [1].",

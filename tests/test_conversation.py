@@ -8,7 +8,7 @@ import pytest
 
 from qa import conversation
 from qa.conversation import clean_rewrite, looks_like_follow_up, rewrite_messages
-from qa.prompt import build_messages
+from qa.prompting.messages import build_messages
 from qa.types import REFUSAL
 
 HISTORY = [("Which treaty did the U.S. leave in 2019?", "INF Treaty [1].")]

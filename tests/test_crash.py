@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PARA, ROOT, KeywordEncoder, ScriptedGenerator, write_corpus
 from test_app import outbound, serving  # noqa: F401 - outbound is a fixture: nothing may leave the machine
 from test_bad_input import assert_one_error_line, harness_env, run_module
 
-import app
+import qa.library as library_module
+from conftest import PARA, ROOT, KeywordEncoder, ScriptedGenerator, write_corpus
 from embeddings import files, store
-from embeddings.errors import IndexCorrupt, IndexLocked, IndexOutOfDate
 from embeddings.build import build_index
+from embeddings.errors import IndexCorrupt, IndexLocked, IndexOutOfDate
 from embeddings.store import FORMAT_VERSION, check_index, load_index, manifest_checksum
 from qa.answer import stream_answer
 from qa.retrieve import Retriever
@@ -361,7 +361,7 @@ def locker_server(tmp_path: Path, monkeypatch, outbound):  # noqa: F811 - the fi
     corpus = write_corpus(tmp_path / "lockers", {
         f"{name}.txt": f"Locker {name} holds the {thing}. " + PARA.format(f"The {name} locker note")
         for name, thing in LOCKERS.items()})
-    library = app.Library(Settings(corpus=corpus, index_dir=tmp_path / "idx"), encoder=KeywordEncoder(),
+    library = library_module.Library(Settings(corpus=corpus, index_dir=tmp_path / "idx"), encoder=KeywordEncoder(),
                           generator=ScriptedGenerator(locker_reply), uploads_dir=tmp_path / "uploads")
     library.pipeline().index  # build it before the clients arrive
     with serving(library, outbound) as url:

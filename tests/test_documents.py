@@ -2,10 +2,9 @@ import os
 
 import pytest
 
+from conftest import PARA, SEEDS, write_corpus
 from embeddings.documents import guess_meta, load_corpus, make_meta
 from embeddings.errors import CorpusError
-
-from conftest import PARA, SEEDS, write_corpus
 
 
 def test_seed_metadata_comes_from_the_metadata_file():

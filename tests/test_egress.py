@@ -19,13 +19,15 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import gradio as gr
 import pytest
-from conftest import ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, free_port, running_app
 from test_app import VIMONT_Q, outbound, reply  # noqa: F401 - outbound is a fixture
 from test_bad_input import harness_env
 
-import app
+import qa.library as library_module
+from conftest import ROOT, SEEDS, KeywordEncoder, ScriptedGenerator, free_port, running_app
 from qa.settings import Settings
+from qa.ui import blocks, server
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "GRADIO_ANALYTICS_ENABLED",
                      "HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK")
@@ -128,11 +130,11 @@ def test_cli_ask_with_the_real_models_opens_no_connection_off_the_machine(tmp_pa
 
 def test_the_app_binds_loopback_and_never_shares_by_default(monkeypatch):
     launched = {}
-    monkeypatch.setattr(app.gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
-    monkeypatch.setattr(app.gr.Blocks, "queue", lambda self, **kwargs: self)
-    app.serve(app.gr.Blocks(), library=None, block=False)
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    monkeypatch.setattr(gr.Blocks, "queue", lambda self, **kwargs: self)
+    server.serve(gr.Blocks(), library=None, block=False)
     assert launched["server_name"] == "127.0.0.1" and launched["share"] is False
-    assert app.build_parser().parse_args([]).host == "127.0.0.1"
+    assert server.build_parser().parse_args([]).host == "127.0.0.1"
 
     served = {}
 
@@ -140,27 +142,27 @@ def test_the_app_binds_loopback_and_never_shares_by_default(monkeypatch):
         def block_thread(self):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(app, "load_library", lambda settings: None)
-    monkeypatch.setattr(app, "create_app", lambda library: Demo())
-    monkeypatch.setattr(app, "serve", lambda demo, library, **kwargs: served.update(kwargs))
-    assert app.main([]) == 130
+    monkeypatch.setattr(server, "load_library", lambda settings: None)
+    monkeypatch.setattr(server, "create_app", lambda library: Demo())
+    monkeypatch.setattr(server, "serve", lambda demo, library, **kwargs: served.update(kwargs))
+    assert server.main([]) == 130
     assert served["host"] == "127.0.0.1"
 
 
 @pytest.fixture
-def library(tmp_path: Path, monkeypatch) -> app.Library:
+def library(tmp_path: Path, monkeypatch) -> library_module.Library:
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
-    return app.Library(Settings(corpus=SEEDS, index_dir=tmp_path / "idx"), encoder=KeywordEncoder(),
+    return library_module.Library(Settings(corpus=SEEDS, index_dir=tmp_path / "idx"), encoder=KeywordEncoder(),
                        generator=ScriptedGenerator(reply), uploads_dir=tmp_path / "uploads")
 
 
 def test_a_launched_app_listens_on_loopback_only_even_if_the_environment_asks_otherwise(
-        library: app.Library, monkeypatch, outbound):  # noqa: F811 - the fixture imported above
+        library: library_module.Library, monkeypatch, outbound):  # noqa: F811 - the fixture imported above
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     monkeypatch.setenv("GRADIO_SHARE", "True")
-    demo = app.create_app(library)
+    demo = blocks.create_app(library)
     port = free_port()
-    app.serve(demo, library, port=port, block=False, quiet=True)
+    server.serve(demo, library, port=port, block=False, quiet=True)
     try:
         addresses = listening_addresses(port)
         assert addresses and set(addresses) <= LOOPBACK, addresses
@@ -184,14 +186,14 @@ def test_a_launched_app_listens_on_loopback_only_even_if_the_environment_asks_ot
         status, body = upload("../../../../etc/evil.txt", 100)
         (stored,) = json.loads(body)
         assert status == 200 and Path(stored).name == "evil.txt" and not stored.startswith("/etc")
-        status, body = upload("big.txt", app.MAX_UPLOAD_BYTES + 1)
+        status, body = upload("big.txt", library_module.MAX_UPLOAD_BYTES + 1)
         assert status == 413 and "maximum allowed size" in body
     finally:
         demo.close()
     assert outbound == []
 
 
-def test_uploaded_file_names_cannot_escape_the_upload_folder(library: app.Library, tmp_path: Path):
+def test_uploaded_file_names_cannot_escape_the_upload_folder(library: library_module.Library, tmp_path: Path):
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     names = ["..\\..\\..\\evil.txt", "\u202eevil.md", ".hidden.txt", "notes.txt", "a\x01b.md"]
@@ -214,7 +216,7 @@ def test_uploaded_file_names_cannot_escape_the_upload_folder(library: app.Librar
 @pytest.mark.model
 def test_the_real_app_answers_with_no_connection_off_the_machine(tmp_path: Path):
     env, log = guarded_env(tmp_path, fakes="", own_cache=False)
-    with running_app(tmp_path / "app.log", env=env) as (url, port):
+    with running_app(tmp_path / "handlers.log", env=env) as (url, port):
         assert set(listening_addresses(port)) <= LOOPBACK
         result = rest_ask(url, VIMONT_Q)
         assert result["question"] == VIMONT_Q and result["passages"]

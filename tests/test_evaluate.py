@@ -1,4 +1,4 @@
-"""Tests for qa/evaluate.py: question files, the resumable results file, and ``qa eval`` end to end
+"""Tests for qa/evaluation/runner.py and qa/cli/eval.py: question files, the resumable results file, and ``qa eval`` end to end
 (the real Pipeline over the seed corpus, with the keyword encoder and a scripted generator)."""
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SEEDS, SHARED, fake_pipelines
-from qa import evaluate
+from qa.cli import eval as cli_eval
+from qa.cli import main as cli_main
+from qa.cli.eval import add_eval_command
 from qa.errors import GenerationError, ModelNotFound, QuestionFileError
-from qa.evaluate import read_questions, read_results, run_eval
-from qa.metrics import score_result
+from qa.evaluation.metrics import score_result
+from qa.evaluation.questions import read_questions, read_results
+from qa.evaluation.runner import run_eval
 from qa.types import REFUSAL
 
 DEV = SHARED / "eval" / "dev.jsonl"
@@ -257,7 +260,7 @@ def fake_pipeline(monkeypatch, tmp_path):
 
 def test_qa_eval_on_the_dev_set(fake_pipeline, tmp_path, capsys):
     out, summary_path = tmp_path / "r.jsonl", tmp_path / "s.json"
-    code = evaluate.main([str(DEV), "--out", str(out), "--summary", str(summary_path), "--limit", "5",
+    code = cli_main(["eval", str(DEV), "--out", str(out), "--summary", str(summary_path), "--limit", "5",
                           "--corpus", str(SEEDS), "--index-dir", str(tmp_path / "idx")])
     assert code == 0
     results = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -282,7 +285,7 @@ def test_qa_eval_on_the_dev_set(fake_pipeline, tmp_path, capsys):
 def test_qa_eval_default_paths_and_report(fake_pipeline, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     questions = write_lines(tmp_path / "mine.jsonl", [{"id": "x1", "question": "Who was Macron's envoy?"}])
-    code = evaluate.main([str(questions), "--report", "rep", "--corpus", str(SEEDS),
+    code = cli_main(["eval", str(questions), "--report", "rep", "--corpus", str(SEEDS),
                           "--index-dir", str(tmp_path / "idx")])
     assert code == 0
     assert len(read_results(tmp_path / "mine.results.jsonl")) == 1
@@ -291,10 +294,10 @@ def test_qa_eval_default_paths_and_report(fake_pipeline, tmp_path, monkeypatch):
 
 
 def test_qa_eval_style_short_changes_the_system_prompt(fake_pipeline, tmp_path):
-    from qa.prompt import STYLES
+    from qa.prompting.styles import STYLES
 
     out = tmp_path / "r.jsonl"
-    assert evaluate.main([str(DEV), "--out", str(out), "--limit", "1", "--style", "short", "--corpus", str(SEEDS),
+    assert cli_main(["eval", str(DEV), "--out", str(out), "--limit", "1", "--style", "short", "--corpus", str(SEEDS),
                           "--index-dir", str(tmp_path / "idx")]) == 0
     assert {prompt[0]["content"] for prompt in fake_pipeline[0].generator.prompts} == {STYLES["short"]}
     assert json.loads(out.with_name("r.summary.json").read_text())["settings"]["style"] == "short"
@@ -303,7 +306,7 @@ def test_qa_eval_style_short_changes_the_system_prompt(fake_pipeline, tmp_path):
 def test_qa_eval_context_tokens_bounds_the_passage_text_in_the_prompt(fake_pipeline, tmp_path):
     def passage_words(limit):
         out = tmp_path / f"r{limit}.jsonl"
-        assert evaluate.main([str(DEV), "--out", str(out), "--limit", "1", "--context-tokens", str(limit),
+        assert cli_main(["eval", str(DEV), "--out", str(out), "--limit", "1", "--context-tokens", str(limit),
                               "--corpus", str(SEEDS), "--index-dir", str(tmp_path / "idx")]) == 0
         assert json.loads(out.with_name(f"r{limit}.summary.json").read_text())["settings"]["context_tokens"] == limit
         question = fake_pipeline[-1].generator.prompts[-1][-1]["content"]
@@ -314,7 +317,7 @@ def test_qa_eval_context_tokens_bounds_the_passage_text_in_the_prompt(fake_pipel
 
 def test_qa_eval_never_overwrites_the_question_file(tmp_path, capsys):
     questions = write_lines(tmp_path / "q.jsonl", [{"id": "a", "question": "Who?"}])
-    assert evaluate.main([str(questions), "--out", str(questions)]) == 2
+    assert cli_main(["eval", str(questions), "--out", str(questions)]) == 2
     assert "is the question file itself" in capsys.readouterr().err
     assert read_questions(questions) == [{"id": "a", "question": "Who?"}]
 
@@ -323,23 +326,23 @@ def test_options_given_before_eval_are_not_reset(monkeypatch):
     import argparse
 
     seen = {}
-    monkeypatch.setattr(evaluate, "cmd_eval", lambda args: seen.update(vars(args)) or 0)
+    monkeypatch.setattr(cli_eval, "cmd_eval", lambda args: seen.update(vars(args)) or 0)
     parser = argparse.ArgumentParser()
     parser.add_argument("--model")
-    evaluate.add_eval_command(parser.add_subparsers(dest="command"))
+    add_eval_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["--model", "small", "eval", "q.jsonl"])
     assert args.model == "small" and args.func(args) == 0 and seen["questions"] == Path("q.jsonl")
 
 
 def test_qa_eval_needs_exactly_one_source(capsys):
-    assert evaluate.main([]) == 2
+    assert cli_main(["eval"]) == 2
     assert "either a question file or --squad" in capsys.readouterr().err
 
 
 def test_a_bad_question_file_is_one_line_and_exit_2(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_bytes(b'{"id": "a", "question": "Who?"}\nnot json\n')
-    done = subprocess.run([sys.executable, "-m", "qa.evaluate", str(path), "--out", str(tmp_path / "r.jsonl")],
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(path), "--out", str(tmp_path / "r.jsonl")],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                           timeout=120)
     assert done.returncode == 2
@@ -351,7 +354,7 @@ def test_a_bad_question_file_is_one_line_and_exit_2(tmp_path):
 def test_real_models_answer_two_dev_questions(tmp_path):
     out = tmp_path / "r.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "qa.evaluate", str(DEV), "--out", str(out), "--limit", "2", "--index-dir",
+        [sys.executable, "-m", "qa.cli", "eval", str(DEV), "--out", str(out), "--limit", "2", "--index-dir",
          str(tmp_path / "idx"), "--embedder", "all-MiniLM-L6-v2", "--model", "small", "--report", str(tmp_path / "rep")],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,4 @@
-"""qa/generate.py and its backends (qa/ikllama.py, qa/llamacpp.py, qa/hftransformers.py): backend choice, streaming
+"""qa/generation: the shared base, the factory and the backends (ikllama, llamacpp, hftransformers): backend choice, streaming
 plumbing with fakes, and the real packaged models."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import warnings
 
 import pytest
 
-from qa import generate
 from qa.errors import BackendUnavailable, GenerationError, InvalidArgument, ModelNotFound
-from qa.generate import Generator, cut_at_stop, load_generator
-from qa.hftransformers import TransformersGenerator
-from qa.ikllama import IkLlamaGenerator
-from qa.llamacpp import LlamaCppGenerator
-from qa.models import resolve_model
+from qa.generation import base, factory
+from qa.generation.base import Generator, cut_at_stop
+from qa.generation.factory import load_generator
+from qa.generation.hftransformers import TransformersGenerator
+from qa.generation.ikllama import IkLlamaGenerator
+from qa.generation.llamacpp import LlamaCppGenerator
+from qa.generation.models import resolve_model
 
 QUESTION = [
     {"role": "system", "content": "Answer in one short sentence."},
@@ -93,13 +94,13 @@ def test_cut_at_stop_streams_each_piece_unless_it_could_begin_a_stop_string():
 
 
 def test_stream_from_thread_passes_items_and_errors():
-    assert list(generate.stream_from_thread(lambda emit: [emit(i) for i in range(3)])) == [0, 1, 2]
+    assert list(base.stream_from_thread(lambda emit: [emit(i) for i in range(3)])) == [0, 1, 2]
 
     def boom(emit):
         emit("first")
         raise RuntimeError("native failure")
 
-    stream = generate.stream_from_thread(boom)
+    stream = base.stream_from_thread(boom)
     assert next(stream) == "first"
     with pytest.raises(GenerationError, match="native failure"):
         next(stream)
@@ -115,7 +116,7 @@ def test_stream_from_thread_tells_the_producer_when_the_consumer_stops():
                 return
             time.sleep(0.001)
 
-    stream = generate.stream_from_thread(produce)
+    stream = base.stream_from_thread(produce)
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     stream.close()  # joins the worker
     assert answers[-1] is True and len(answers) < 1000
@@ -128,8 +129,8 @@ def test_load_generator_prefers_ik_llama_then_llama_for_gguf_without_loading(ggu
     gen = load_generator(gguf_file)
     assert isinstance(gen, IkLlamaGenerator) and isinstance(gen, Generator)
     assert gen.name == "ik_llama.cpp:tiny.gguf" and gen._api is None
-    real = generate._importable
-    monkeypatch.setattr(generate, "_importable", lambda m: m != "ik_llama_cpp" and real(m))
+    real = factory._importable
+    monkeypatch.setattr(factory, "_importable", lambda m: m != "ik_llama_cpp" and real(m))
     gen = load_generator(gguf_file)
     assert isinstance(gen, LlamaCppGenerator) and gen.name == "llama.cpp:tiny.gguf" and gen._server is None
     with pytest.raises(BackendUnavailable, match="pip install ik-llama-cpp-python"):
@@ -145,15 +146,15 @@ def test_load_generator_uses_transformers_for_directories(transformers_dir):
 
 
 def test_load_generator_falls_back_without_xllamacpp(gguf_file, monkeypatch):
-    real = generate._importable
-    monkeypatch.setattr(generate, "_importable", lambda m: m not in ("xllamacpp", "ik_llama_cpp") and real(m))
+    real = factory._importable
+    monkeypatch.setattr(factory, "_importable", lambda m: m not in ("xllamacpp", "ik_llama_cpp") and real(m))
     assert isinstance(load_generator(gguf_file), TransformersGenerator)
     with pytest.raises(BackendUnavailable, match="pip install xllamacpp"):
         load_generator(gguf_file, backend="llama")
 
 
 def test_load_generator_without_transformers(transformers_dir, monkeypatch):
-    monkeypatch.setattr(generate, "_importable", lambda m: m not in ("torch", "transformers"))
+    monkeypatch.setattr(factory, "_importable", lambda m: m not in ("torch", "transformers"))
     with pytest.raises(BackendUnavailable, match="pip install torch transformers"):
         load_generator(transformers_dir)
 
@@ -187,7 +188,7 @@ def test_generate_validates_before_loading(gguf_file, transformers_dir, messages
 
 def test_openmp_is_asked_to_sleep_and_late_setting_warns(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    generate.ask_openmp_to_sleep()
+    base.ask_openmp_to_sleep()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit choice is kept
     monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.delitem(sys.modules, "torch", raising=False)
@@ -195,16 +196,16 @@ def test_openmp_is_asked_to_sleep_and_late_setting_warns(monkeypatch):
     monkeypatch.delitem(sys.modules, "ik_llama_cpp", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        generate.ask_openmp_to_sleep()
+        base.ask_openmp_to_sleep()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.setitem(sys.modules, "torch", object())
     with pytest.warns(RuntimeWarning, match="before starting Python"):
-        generate.ask_openmp_to_sleep()
+        base.ask_openmp_to_sleep()
 
 
 def test_default_threads_split_decode_and_prompt():
-    decode, prompt = generate.default_threads()
+    decode, prompt = base.default_threads()
     assert 1 <= decode <= prompt and decode == max(1, prompt // 2)
     gen = LlamaCppGenerator(resolve_model("small"), threads=3)
     assert (gen.threads, gen.batch_threads) == (3, 3)

@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import KeywordEncoder, ScriptedGenerator, write_corpus
 from test_generate import ScriptedServer
 
-from qa.generate import check_messages, defuse_control_tokens
-from qa.llamacpp import LlamaCppGenerator
+from conftest import KeywordEncoder, ScriptedGenerator, write_corpus
+from qa.generation.base import check_messages
+from qa.generation.llamacpp import LlamaCppGenerator
+from qa.injection import defuse_control_tokens
 from qa.pipeline import Pipeline
-from qa.prompt import SYSTEM_PROMPT
+from qa.prompting.styles import SYSTEM_PROMPT
 from qa.settings import Settings
 from qa.types import REFUSAL, Answer
 

@@ -1,4 +1,4 @@
-"""qa/models.py: packaged-model assembly from fake part distributions, and spec resolution."""
+"""qa/generation/models.py: packaged-model assembly from fake part distributions, and spec resolution."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from embeddings import packaged
-from qa import models
 from qa.errors import ModelChecksumError, ModelNotFound
-from qa.models import PACKAGED, ModelSpec, PackagedModel, assemble_model, resolve_model
+from qa.generation import models
+from qa.generation.models import PACKAGED, ModelSpec, PackagedModel, assemble_model, resolve_model
 
 PAYLOADS = (b"GGUF-part-one|", b"part-two|", b"the-end")
 

@@ -1,9 +1,8 @@
 import pytest
 
+from conftest import SEEDS
 from embeddings.documents import Document, DocumentMeta, load_corpus
 from embeddings.paragraphs import normalize, split_blocks, split_passages, split_sentences
-
-from conftest import SEEDS
 
 
 def doc(text: str, path: str = "a.txt") -> Document:

@@ -1,4 +1,4 @@
-"""Tests for qa/report.py: the page's content as HTML, then rendered in a real headless Chromium."""
+"""Tests for qa/evaluation/report.py and charts.py: the page's content as HTML, then rendered in a real headless Chromium."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from qa import report
-from qa.metrics import score_result, summarize
-from qa.report import diagnose, render_report, write_report
+from qa.evaluation import charts, report
+from qa.evaluation.metrics import score_result
+from qa.evaluation.report import diagnose, render_report, write_report
+from qa.evaluation.summary import summarize
 
 DOC = "Ambassador Pierre Vimont was sent to Moscow. The INF Treaty ended in 2019. Paris hosted talks."
 QUESTIONS = [
@@ -67,7 +68,7 @@ def failure_ids(page: str) -> list[str]:
 
 
 def test_docstring_examples_hold():
-    failed, attempted = doctest.testmod(report)
+    failed, attempted = map(sum, zip(doctest.testmod(report), doctest.testmod(charts)))
     assert attempted >= 3 and failed == 0
 
 
@@ -182,7 +183,7 @@ def test_chart_labels_stay_inside_their_plot(browser, tmp_path):
     rows = [({"scores": {"correct": True}}, {"type": "answerable"}) for _ in range(1000)]
     rows += [({"scores": {"correct": i % 2 == 0}}, {"type": "unanswerable"}) for i in range(10000)]
     path = tmp_path / "chart.html"
-    path.write_text(f"<!doctype html><html><body>{report.accuracy_chart(rows)}</body></html>", encoding="utf-8")
+    path.write_text(f"<!doctype html><html><body>{charts.accuracy_chart(rows)}</body></html>", encoding="utf-8")
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     try:
         page.goto(path.as_uri())

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
+from conftest import PARA, write_corpus
 from embeddings.build import build_index
 from qa.errors import InvalidArgument, InvalidQuestion
 from qa.retrieve import RetrievalSettings, Retriever, clean_question
-
-from conftest import PARA, write_corpus
 
 
 @pytest.fixture
@@ -95,8 +94,8 @@ def test_term_weights_follow_rarity_as_bm25_sees_words(retriever):
 
 def scored_sentences(tmp_path, encoder, text: str, question: str) -> tuple[Retriever, dict[str, float]]:
     """A retriever over ``text`` (a.txt) and five fillers about Moscow, and the score
-    (qa.prompt.sentence_scores) of each sentence of a.txt for ``question``."""
-    from qa.prompt import sentence_scores
+    (qa.prompting.snippets.sentence_scores) of each sentence of a.txt for ``question``."""
+    from qa.prompting.snippets import sentence_scores
 
     fillers = {f"m{i}.txt": PARA.format(f"Moscow story {i}") for i in range(5)}
     corpus = write_corpus(tmp_path / "c", {"a.txt": text, **fillers})

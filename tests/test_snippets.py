@@ -1,9 +1,9 @@
-"""Which sentences reach the prompt: qa.prompt.select_snippets over hand-set sentence scores."""
+"""Which sentences reach the prompt: qa.prompting.snippets.select_snippets over hand-set sentence scores."""
 
 import numpy as np
 
 from embeddings.paragraphs import Passage, split_sentences
-from qa.prompt import select_snippets
+from qa.prompting.snippets import select_snippets
 from qa.retrieve import Hit
 
 LONG = ("Since his first election the president has spoken at length, in many speeches and interviews "

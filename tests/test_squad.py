@@ -1,4 +1,4 @@
-"""Tests for qa/squad.py: official SQuAD scoring, the paragraph corpus, sampling, and ``qa eval --squad``
+"""Tests for qa/evaluation/squad.py: official SQuAD scoring, the paragraph corpus, sampling, and ``qa eval --squad``
 end to end (the real Pipeline with the keyword encoder and a scripted generator)."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import pytest
 
 from conftest import SHARED, fake_pipelines
 from embeddings.documents import load_corpus
-from qa import evaluate, squad
+from qa.cli import main as cli_main
 from qa.errors import QuestionFileError
-from qa.evaluate import read_results
-from qa.squad import (
+from qa.evaluation import squad
+from qa.evaluation.questions import read_results
+from qa.evaluation.squad import (
     SquadQuestion,
     format_squad_table,
     load_squad,
@@ -282,7 +283,7 @@ def fake_pipeline(monkeypatch, tmp_path):
 
 def test_qa_eval_squad_end_to_end(fake_pipeline, tiny_file, tmp_path, capsys):
     out = tmp_path / "r.jsonl"
-    assert evaluate.main(["--squad", str(tiny_file), "--limit", "3", "--out", str(out)]) == 0
+    assert cli_main(["eval", "--squad", str(tiny_file), "--limit", "3", "--out", str(out)]) == 0
     results = read_results(out)
     assert [r["id"] for r in results] == ["b1", "w1", "w2"]
     by_id = {r["id"]: r for r in results}
@@ -302,14 +303,14 @@ def test_qa_eval_squad_end_to_end(fake_pipeline, tiny_file, tmp_path, capsys):
     assert [p.name for p in (home / "index").iterdir()] == [summary["settings"]["embedder"]]  # one per embedder
 
     # a second run reuses the corpus and the index: nothing is embedded again
-    assert evaluate.main(["--squad", str(tiny_file), "--limit", "3", "--out", str(out), "--resume"]) == 0
+    assert cli_main(["eval", "--squad", str(tiny_file), "--limit", "3", "--out", str(out), "--resume"]) == 0
     asked = {qa["question"] for a in TINY["data"] for p in a["paragraphs"] for qa in p["qas"]}
     assert set(fake_pipeline[-1].encoder.encoded) - {"warm up"} <= asked  # questions (and the warm-up query) only
     assert json.loads((tmp_path / "r.summary.json").read_text())["index_reused"] is True
 
 
 def test_qa_eval_squad_rejects_corpus_options(fake_pipeline, tiny_file, tmp_path, capsys):
-    assert evaluate.main(["--corpus", str(tmp_path), "--squad", str(tiny_file)]) == 2
+    assert cli_main(["eval", "--corpus", str(tmp_path), "--squad", str(tiny_file)]) == 2
     assert "--corpus and --index-dir do not apply to --squad" in capsys.readouterr().err
 
 
@@ -322,7 +323,7 @@ def test_real_models_on_a_tiny_squad_file(tiny_file, tmp_path):
 
     out = tmp_path / "r.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the real cache: it holds the assembled model weights
-    done = subprocess.run([sys.executable, "-m", "qa.evaluate", "--squad", str(tiny_file), "--limit", "2",
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "eval", "--squad", str(tiny_file), "--limit", "2",
                            "--seed", "0", "--out", str(out), "--embedder", "all-MiniLM-L6-v2", "--model", "small"],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert done.returncode == 0, done.stderr

@@ -5,12 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import build, store
-from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate
-from embeddings.build import build_index
-from embeddings.store import IndexSettings, check_index, load_index
-
 from conftest import PARA, KeywordEncoder, write_corpus
+from embeddings import build, store
+from embeddings.build import build_index
+from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate
+from embeddings.store import IndexSettings, check_index, load_index
 
 
 def test_build_then_load_round_trip(seeds_copy, tmp_path, encoder):

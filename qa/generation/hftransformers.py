@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qa.errors import BackendUnavailable, ModelNotFound
-from qa.generate import check_max_tokens, check_messages, cut_at_stop, stream_from_thread
-from qa.models import ModelSpec, resolve_model
+from qa.generation.base import check_max_tokens, check_messages, cut_at_stop, stream_from_thread
+from qa.generation.models import ModelSpec, resolve_model
 
 
 class TransformersGenerator:

@@ -18,9 +18,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-from qa.cite import withheld_draft
+from qa.citation.claims import withheld_draft
+from qa.cli.eval import add_eval_command
 from qa.errors import QAError
-from qa.evaluate import add_eval_command
 from qa.pipeline import Pipeline
 from qa.settings import BACKENDS, Settings
 from qa.types import Answer, Token
@@ -131,25 +131,37 @@ def print_sources(answer: Answer) -> None:
         print(f"  [{c.n}] {c.doc} [{c.start}:{c.end}]  “" + " ".join(c.text.split()) + "”")
 
 
+def add_common_options(parser: argparse.ArgumentParser, *, default=argparse.SUPPRESS) -> None:
+    """--corpus, --index-dir and --embedder, accepted before the command and after it: each
+    subcommand repeats them with ``SUPPRESS``, so an option given there overrides one given before."""
+    parser.add_argument("--corpus", default=default,
+                        help="folder of documents (env QA_CORPUS; default: seeds/)")
+    parser.add_argument("--index-dir", default=default,
+                        help="where the index lives (env QA_INDEX_DIR; default: under ~/.cache/qa-chatbot)")
+    parser.add_argument("--embedder", default=default,
+                        help="sentence-transformers model: packaged name or path (env QA_EMBEDDER)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qa", description="Grounded question answering over your documents.")
-    parser.add_argument("--corpus", help="folder of .txt/.md documents (env QA_CORPUS; default: seeds/)")
-    parser.add_argument("--index-dir", help="where the index lives (env QA_INDEX_DIR; default: under ~/.cache/qa-chatbot)")
-    parser.add_argument("--embedder", help="sentence-transformers model: packaged name or path (env QA_EMBEDDER)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_common_options(parser, default=None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("index", help="build or update the index of a corpus folder")
+    add_common_options(p)
     p.add_argument("corpus_dir", nargs="?", help="corpus folder (overrides --corpus)")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything instead of updating")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the passages that best match a question")
+    add_common_options(p)
     p.add_argument("question")
     p.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
     p.add_argument("--json", action="store_true", help="print the ranked passages as JSON")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a question from the documents, with cited sources")
+    add_common_options(p)
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages retrieved (default 5)")
     p.add_argument("--model", help="'default', 'small', a .gguf file or a transformers model (env QA_MODEL)")
@@ -158,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--short", action="store_true", help="answer with only the words that answer, no sentence")
     p.set_defaults(func=cmd_ask)
 
-    add_eval_command(sub)
+    add_common_options(add_eval_command(sub))
     return parser
 
 
@@ -194,5 +206,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())

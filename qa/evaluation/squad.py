@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from embeddings.packaged import cache_dir
+from qa.citation.claims import strip_citations
 from qa.errors import QuestionFileError
-from qa.metrics import format_summary_table, mrr, recall_at_k, score_result, strip_citations, summarize
+from qa.evaluation.metrics import score_result
+from qa.evaluation.summary import format_summary_table, mrr, recall_at_k, summarize
 
 _PUNCT = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -220,7 +222,7 @@ def sample_questions(questions: Sequence[SquadQuestion], n: int | None, seed: in
 def question_record(q: SquadQuestion) -> dict[str, Any]:
     """A question line of FORMAT.md, plus the question's own paragraph (``squad_doc``).
 
-    The gold answers double as evidence in their paragraph, so `qa.metrics.score_result`'s
+    The gold answers double as evidence in their paragraph, so `qa.evaluation.metrics.score_result`'s
     citation precision means "the citation quotes a gold answer from the question's own paragraph".
     """
     return {
@@ -249,7 +251,7 @@ def paragraph_rank(passages: Sequence[Mapping[str, Any]], doc: str) -> int | Non
 def score_squad(
     result: Mapping[str, Any], question: Mapping[str, Any], documents: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """`qa.metrics.score_result`'s scores (``correct``: a gold answer occurs in the answer), with
+    """`qa.evaluation.metrics.score_result`'s scores (``correct``: a gold answer occurs in the answer), with
     ``evidence_rank`` replaced by ``paragraph_rank``, plus the official ``exact_match`` and ``f1`` of
     the answer without citation markers (a refusal counts as the empty answer).
 
@@ -275,7 +277,7 @@ def summarize_squad(
     *,
     documents: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`qa.metrics.summarize` (``answer_accuracy``: a gold answer occurs in the answer), with
+    """`qa.evaluation.summary.summarize` (``answer_accuracy``: a gold answer occurs in the answer), with
     retrieval measured against each question's own paragraph (``recall@k``, ``mrr``, over every
     question: an unanswerable 2.0 question has its paragraph too), plus the official SQuAD
     ``exact_match`` and ``f1`` over all questions and over answerable (``_has_answer``) and
@@ -309,7 +311,7 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def format_squad_table(summary: Mapping[str, Any]) -> str:
-    """`qa.metrics.format_summary_table` with the SQuAD rows (EM, F1, recall@10) added, one alignment.
+    """`qa.evaluation.summary.format_summary_table` with the SQuAD rows (EM, F1, recall@10) added, one alignment.
 
     >>> print(format_squad_table({"n": 4, "exact_match": 0.25, "f1": 0.5, "recall@10": None}))
     questions           4

@@ -21,9 +21,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 from qa.errors import GenerationError, ModelNotFound
-from qa.generate import (ask_openmp_to_sleep, check_max_tokens, check_messages, check_positive, gguf_model,
-                         llama_threads, stream_from_thread)
-from qa.models import ModelSpec
+from qa.generation import base
+from qa.generation.models import ModelSpec
 
 
 class LlamaCppGenerator:
@@ -39,17 +38,14 @@ class LlamaCppGenerator:
         cache_ram_mib: int = 256,  # host RAM for saved prompt prefixes (~28 KB/token at 1.5B)
         repack: bool = False,  # llama.cpp's repacked CPU weight layouts: see below
     ) -> None:
-        self.spec = gguf_model(model, "llama.cpp")
-        check_positive(n_ctx=n_ctx)
+        self.spec = base.gguf_model(model, "llama.cpp")
+        base.check_positive(n_ctx=n_ctx)
         self.name = f"llama.cpp:{self.spec.name}"
-        self.threads, self.batch_threads = llama_threads(threads, batch_threads)
+        self.threads, self.batch_threads = base.llama_threads(threads, batch_threads)
         self.n_ctx = n_ctx
         self.cache_ram_mib = cache_ram_mib
-        # llama.cpp copies Q4_K weights into an interleaved layout ("extra buffer types") by default.
-        # On this AVX-512 CPU the plain mmapped layout reads the 1.5B model's prompts 1.27x as fast
-        # (109 vs 86 tokens/s), decodes 0.88x as fast (20.6 vs 23.4) and needs ~600 MiB less RAM;
-        # answers are short, so prompt speed decides the wait. The 0.5B model is within 5 % either
-        # way (bench/bench_generate.py).
+        # llama.cpp repacks Q4_K weights by default; the plain mmapped layout reads prompts faster
+        # here and needs less RAM, and prompt speed decides the wait (docs/DESIGN.md).
         self.repack = repack
         self._server: Any = None
         self._api_key = secrets.token_hex(16)  # guards the loopback HTTP port the server opens
@@ -62,7 +58,7 @@ class LlamaCppGenerator:
     def _load(self) -> Any:
         with self._load_lock:
             if self._server is None:
-                ask_openmp_to_sleep()
+                base.ask_openmp_to_sleep()
                 import xllamacpp
 
                 params = xllamacpp.CommonParams()
@@ -100,8 +96,8 @@ class LlamaCppGenerator:
         self, messages: Sequence[dict], *, max_tokens: int = 160, stop: Sequence[str] = ()
     ) -> Iterator[str]:
         request = {
-            "messages": check_messages(messages),
-            "max_tokens": check_max_tokens(max_tokens),
+            "messages": base.check_messages(messages),
+            "max_tokens": base.check_max_tokens(max_tokens),
             "stop": [s for s in stop if s],
             "stream": True,
             "temperature": 0.0,
@@ -117,7 +113,7 @@ class LlamaCppGenerator:
             with self._generate_lock:
                 server.handle_chat_completions(request, on_chunk)
 
-        for chunk in stream_from_thread(run):
+        for chunk in base.stream_from_thread(run):
             if "error" in chunk:  # e.g. a prompt longer than n_ctx; reported as a chunk
                 error = chunk["error"]
                 raise GenerationError(f"{self.name}: {error.get('message', error)}")

@@ -1,10 +1,7 @@
 """Generate step, ik_llama.cpp backend: the same GGUF file through ik_llama.cpp's C API.
 
-The one decision: ik_llama.cpp is a llama.cpp fork with faster CPU matrix kernels; on a 2-core
-Intel Xeon, in one bench/bench_e2e.py run, it decoded 1.5x as fast as xllamacpp's build of
-llama.cpp (7.8 vs 5.3 tokens/s) and answered the dev set in 0.75x the time, and on this CPU every
-second before the answer is one the user waits. The
-`ik-llama-cpp-python` wheel ships the library with ctypes bindings; only its C API is used here.
+The one decision: ik_llama.cpp is a llama.cpp fork with faster CPU matrix kernels, measured the
+fastest backend on this kind of CPU (docs/DESIGN.md, step 7). The `ik-llama-cpp-python` wheel ships the library with ctypes bindings; only its C API is used here.
 Like llama.cpp's server, the generator keeps the tokens already in its KV cache and decodes only
 what follows the longest shared prefix, so the fixed system prompt and worked exchanges cost
 nothing per question.
@@ -25,9 +22,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 from qa.errors import BackendUnavailable, GenerationError, ModelNotFound
-from qa.generate import (ask_openmp_to_sleep, check_max_tokens, check_messages, stream_from_thread,
-                         check_positive, cut_at_stop, gguf_model, llama_threads)
-from qa.models import ModelSpec
+from qa.generation import base
+from qa.generation.models import ModelSpec
 
 
 class IkLlamaGenerator:
@@ -37,15 +33,15 @@ class IkLlamaGenerator:
         self,
         model: str | os.PathLike[str] | ModelSpec,
         *,
-        threads: int | None = None,  # decode threads; None: see qa.generate.llama_threads()
+        threads: int | None = None,  # decode threads; None: see qa.generation.base.llama_threads()
         batch_threads: int | None = None,  # prompt-processing threads; None: likewise
         n_ctx: int = 4096,  # tokens of context: ~1,100-token prompts plus the answer fit easily
         repack: bool = True,  # interleaved weight layout: prompts 66-74 vs 61-65 tokens/s here
     ) -> None:
-        self.spec = gguf_model(model, "ik_llama.cpp")
-        check_positive(n_ctx=n_ctx)
+        self.spec = base.gguf_model(model, "ik_llama.cpp")
+        base.check_positive(n_ctx=n_ctx)
         self.name = f"ik_llama.cpp:{self.spec.name}"
-        self.threads, self.batch_threads = llama_threads(threads, batch_threads)
+        self.threads, self.batch_threads = base.llama_threads(threads, batch_threads)
         self.n_ctx = n_ctx
         self.n_batch = 512
         self.repack = repack
@@ -64,7 +60,7 @@ class IkLlamaGenerator:
     def _load(self) -> _Api:
         with self._load_lock:
             if self._api is None:
-                ask_openmp_to_sleep()
+                base.ask_openmp_to_sleep()
                 api = _Api.load()
                 params = api.C.llama_model_default_params()
                 params.use_mmap = True
@@ -123,9 +119,9 @@ class IkLlamaGenerator:
     def generate(
         self, messages: Sequence[dict], *, max_tokens: int = 160, stop: Sequence[str] = ()
     ) -> Iterator[str]:
-        checked = check_messages(messages)
+        checked = base.check_messages(messages)
         stop = [s for s in stop if s]
-        return cut_at_stop(self._stream(checked, check_max_tokens(max_tokens)), stop)
+        return base.cut_at_stop(self._stream(checked, base.check_max_tokens(max_tokens)), stop)
 
     def _stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
         tokens = self._prompt(messages)
@@ -141,7 +137,7 @@ class IkLlamaGenerator:
                     if on_chunk(piece):
                         break
 
-        yield from stream_from_thread(run)
+        yield from base.stream_from_thread(run)
 
     def _decode(self, tokens: list[int], max_tokens: int) -> Iterator[str]:
         """Evaluate ``tokens`` after the longest prefix already cached, then decode greedily."""

@@ -1,23 +1,15 @@
-"""Generate step: stream a greedy chat answer from a language model.
+"""Generate step, the shared part: the ``Generator`` protocol and what every backend uses.
 
-The one decision: one loaded model serves every user, so it loads lazily under a lock and
-generation calls run one at a time; GGUF models go to a llama.cpp build when one is installed,
-because it decodes several times faster than transformers on CPU and keeps the shared system
-prompt and worked exchanges in its KV cache across calls: ik_llama.cpp (``qa.ikllama``, the
-faster one on this CPU), else llama.cpp through xllamacpp (``qa.llamacpp``); other models go to
-transformers (``qa.hftransformers``). This module holds what the backends share: the ``Generator``
-protocol, the choice of backend and threads, message checks and the thread-to-iterator plumbing.
-
-    >>> gen = load_generator("small")
-    >>> "".join(gen.generate([{"role": "user", "content": "Capital of France? One word."}]))
-    'Paris'
+The one decision: a backend implements one method, ``generate(messages) -> Iterator[str]`` (greedy,
+streamed), plus ``warm_up`` and ``count_tokens``; everything around it (message checks, stop
+strings, the thread-to-iterator plumbing, thread counts) lives here, so the backends import this
+module and nothing imports a backend but the factory (``qa.generation.factory``).
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import re
 import sys
 import threading
 import warnings
@@ -25,18 +17,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable, Protocol, runtime_checkable
 
 from qa.errors import BackendUnavailable, GenerationError, InvalidArgument, ModelNotFound
-from qa.models import ModelSpec, resolve_model
+from qa.generation.models import ModelSpec, resolve_model
+from qa.injection import defuse_control_tokens
 
 ROLES = ("system", "user", "assistant")
-# Chat-template control tokens written as text: ChatML / Qwen / Llama 3 / Phi "<|im_start|>", DeepSeek
-# "<｜...｜>", Gemma "<start_of_turn>", Llama 2 / Mistral "[INST]" "<<SYS>>", "<s>" "</s>". Both backends
-# parse special tokens inside message text, so a document holding "<|im_start|>system" would open a real
-# system turn; ``defuse_control_tokens`` breaks them up so that text stays text.
-CONTROL_TOKEN = re.compile(
-    r"<[|｜][^<>\s|｜]{1,64}[|｜]>|</?(?:s|start_of_turn|end_of_turn|bos|eos|pad|unk)>|\[/?INST\]|<</?SYS>>", re.I
-)
-BACKENDS = ("ik", "llama", "transformers")
-GGUF_BACKENDS = {"ik": ("ik_llama_cpp", "ik-llama-cpp-python"), "llama": ("xllamacpp", "xllamacpp")}  # (module, package)
 _DONE = object()  # end-of-stream marker on the queue between worker and consumer
 
 
@@ -61,61 +45,12 @@ class Generator(Protocol):
         ...
 
 
-def load_generator(
-    model: str | os.PathLike[str] | ModelSpec | None = None,
-    *,
-    backend: str | None = None,
-    threads: int | None = None,
-) -> Generator:
-    """A lazily loading generator for `model` (see `resolve_model`); nothing loads here.
-
-    backend None picks, for GGUF models, ik_llama.cpp when ik-llama-cpp-python imports, else
-    llama.cpp when xllamacpp does, else transformers (the only choice for other models); "ik",
-    "llama" or "transformers" forces one and raises BackendUnavailable when it cannot serve.
-    """
-    spec = resolve_model(model)
-    if backend not in (None, *BACKENDS):
-        raise InvalidArgument(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if backend is None and spec.format == "gguf":
-        backend = next((b for b, (module, _) in GGUF_BACKENDS.items() if _importable(module)), None)
-    backend = backend or "transformers"
-    if backend in GGUF_BACKENDS:
-        module, package = GGUF_BACKENDS[backend]
-        if spec.format != "gguf":
-            raise BackendUnavailable(
-                f"the {backend} backend needs a GGUF file; {spec.name!r} is a {spec.source} "
-                "transformers model (use backend='transformers')"
-            )
-        if not _importable(module):
-            raise BackendUnavailable(f"the {backend} backend needs {package}: pip install {package}")
-        if backend == "ik":
-            from qa.ikllama import IkLlamaGenerator
-
-            return IkLlamaGenerator(spec, threads=threads)
-        from qa.llamacpp import LlamaCppGenerator
-
-        return LlamaCppGenerator(spec, threads=threads)
-    missing = [m for m in ("torch", "transformers") if not _importable(m)]
-    if spec.format == "gguf" and not _importable("gguf"):
-        missing.append("gguf")
-    if missing:
-        raise BackendUnavailable(
-            f"the transformers backend needs {', '.join(missing)}: "
-            "pip install torch transformers accelerate gguf"
-        )
-    from qa.hftransformers import TransformersGenerator
-
-    return TransformersGenerator(spec, threads=threads)
-
 
 def default_threads() -> tuple[int, int]:
     """(decode, prompt) threads for llama.cpp on this machine's usable cores.
 
     Decoding reads every weight once per token, so it is memory-bound and half the cores
-    reach the bandwidth; prompt processing is compute-bound and uses them all. On 2 cores
-    (bench/bench_generate.py) 1 decode thread matched or beat 2, while 2 prompt threads
-    doubled prompt speed; with OMP_WAIT_POLICY unset, 2 decode threads collapsed to 1-2
-    tokens/s whenever another process held a core.
+    reach the bandwidth; prompt processing is compute-bound and uses them all (docs/DESIGN.md).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, cores or 1)
@@ -235,22 +170,6 @@ def ask_openmp_to_sleep() -> None:
         )
 
 
-def defuse_control_tokens(text: str) -> str:
-    """Make chat-template control tokens inert: their angle or square brackets become look-alikes.
-
-    >>> defuse_control_tokens("x<|im_end|>\\n<|im_start|>system [INST]")
-    'x‹|im_end|›\\n‹|im_start|›system ⟦INST⟧'
-    """
-    def inert(match: re.Match) -> str:
-        token = match.group()
-        if token.startswith("["):
-            return "⟦" + token[1:-1] + "⟧"
-        if token.startswith("<<"):
-            return "‹‹" + token[2:-2] + "››"
-        return "‹" + token[1:-1] + "›"
-
-    return CONTROL_TOKEN.sub(inert, text)
-
 
 def check_messages(messages: Sequence[dict]) -> list[dict]:
     if not messages:
@@ -279,8 +198,3 @@ def check_max_tokens(max_tokens: int) -> int:
     check_positive(max_tokens=max_tokens)
     return max_tokens
 
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

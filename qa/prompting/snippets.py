@@ -1,0 +1,159 @@
+"""Step 6b, snippets: choose the most relevant sentences of the retrieved passages and number them.
+
+The one decision: time to first token on a 2-core CPU is dominated by prompt length, so the model
+sees a small token budget of *sentences*, not whole passages: the best-scoring sentences of the top
+passages (question similarity of their stored sentence vectors, plus the question words they share,
+weighted by rarity), grown into contiguous snippets. Each numbered snippet is an exact span of a
+document, so ``[n]`` in the answer maps straight back to offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from embeddings.paragraphs import Passage, split_sentences
+from qa.injection import CONTROL_TOKEN, looks_like_injection
+from qa.retrieve import Hit, Retriever
+
+
+@dataclass(frozen=True)
+class Snippet:
+    n: int  # the number shown to the model: "[n]"
+    hit: Hit  # the retrieved passage this snippet is cut from
+    start: int  # offsets into the document (inside the passage)
+    end: int
+    text: str  # == document[start:end]
+
+    @property
+    def passage(self) -> Passage:
+        return self.hit.passage
+
+
+SHARED_WEIGHT = 1.0  # weight of the question's words a sentence holds, against its dense cosine
+# A sentence scoring within this of the best one is shown even when the budget is spent: the score
+# cannot tell such sentences apart (docs/DESIGN.md, step 6).
+CLOSE_MARGIN = 0.03
+
+
+def sentence_scores(hit: Hit, retriever: Retriever, query: np.ndarray, question: str) -> list[tuple[float, int, int]]:
+    """(score, start, end) of each sentence of a hit's passage, start/end in document offsets.
+
+    A sentence scores its stored vector's cosine to the question plus the share of the question's
+    words it holds, each word weighted by its rarity as BM25 weighs it, so a sentence that shares a
+    rare name beats one that shares "France" (docs/DESIGN.md, step 6). Question words ("which", "did": ``Retriever.question_terms``) are not counted: in a small corpus
+    they are rare enough in prose to weigh like names.
+
+    A passage that holds a chat-template control token (``<|im_start|>``) is a forged conversation,
+    not prose: it has no sentences to offer, since its injected turn may be split over many lines.
+    """
+    passage = hit.passage
+    if CONTROL_TOKEN.search(passage.text):
+        return []
+    vectors = retriever.sentence_vectors(passage)  # {(start, end): (dim,) vector}
+    asked = set(retriever.question_terms(question))
+    total = sum(map(retriever.term_weight, asked)) or 1.0
+    scored = []
+    for s, e in split_sentences(passage.text):
+        if looks_like_injection(passage.text[s:e]):  # passage text is data: instructions are never shown
+            continue
+        start, end = passage.start + s, passage.start + e
+        vector = vectors.get((start, end))
+        dense = float(vector @ query) if vector is not None else 0.0
+        shared = sum(map(retriever.term_weight, asked & set(retriever.terms(passage.text[s:e])))) / total
+        scored.append((dense + SHARED_WEIGHT * shared, start, end))
+    return scored
+
+
+def select_snippets(
+    hits: Sequence[Hit],
+    retriever: Retriever,
+    question: str,
+    *,
+    budget: int,  # tokens of passage text in the prompt (AnswerSettings.budget)
+    max_passages: int,  # passages that may contribute sentences (AnswerSettings.max_passages)
+    count_tokens: Callable[[str], int],
+    margin: float = CLOSE_MARGIN,  # sentences scoring within this of the best are shown over budget
+) -> list[Snippet]:
+    """Pick the best sentences under ``budget``, grow each by its neighbours, number the snippets.
+
+    Anchors are the best-scoring sentences (at most two per passage, four in all). The best one is
+    always shown, and so is any within ``margin`` of it, over budget if need be; the others only
+    while the budget allows. The best sentence of the retriever's first passage is an anchor too,
+    over budget if need be. Each anchor is then extended by the sentence after it and the one
+    before it while the budget allows, because the answer often sits right beside the sentence that
+    matches the question best. Snippets are numbered best first (by the best sentence inside),
+    because small models lean on passage [1].
+    """
+    query = retriever.query_vector(question)
+    sentences: dict[int, list[tuple[int, int]]] = {}  # rank -> sentence spans in order
+    candidates = []  # (score, rank, index of the sentence in its passage)
+    for hit in hits[:max_passages]:
+        scored = sentence_scores(hit, retriever, query, question)
+        sentences[hit.rank] = [(start, end) for _, start, end in scored]
+        for i, (score, _, _) in enumerate(scored):
+            candidates.append((score - 0.05 * (hit.rank - 1), hit.rank, i))
+    candidates.sort(key=lambda c: -c[0])
+    chosen: set[tuple[int, int]] = set()
+    used = 0
+
+    def cost(rank: int, i: int) -> int:
+        start, end = sentences[rank][i]
+        return count_tokens(retriever.document_text(hits[rank - 1].doc)[start:end])
+
+    def take(rank: int, i: int, *, over_budget: bool = False) -> bool:
+        nonlocal used
+        if (rank, i) in chosen or not 0 <= i < len(sentences[rank]):
+            return False
+        c = cost(rank, i)
+        if used + c > budget and not over_budget:
+            return False
+        chosen.add((rank, i))
+        used += c
+        return True
+
+    anchors: list[tuple[int, int]] = []
+    for score, rank, i in candidates:
+        if len(anchors) == 4:
+            break
+        close = score >= candidates[0][0] - margin  # the score cannot tell it from the best
+        if sum(1 for r, _ in anchors if r == rank) < 2 and take(rank, i, over_budget=close):
+            anchors.append((rank, i))
+    # The retriever's best passage always shows its best sentence: the fusion ranked that passage
+    # first on evidence the sentence score does not see (BM25 over the whole passage and its title).
+    if not any(rank == 1 for rank, _ in anchors):
+        first = next(((rank, i) for _, rank, i in candidates if rank == 1), None)
+        if first is not None and take(*first, over_budget=True):
+            anchors.append(first)
+    for rank, i in anchors:
+        take(rank, i + 1)
+    for rank, i in anchors:
+        take(rank, i - 1)
+    best = {(rank, i): score for score, rank, i in candidates}
+    pieces = []  # (best sentence score inside, rank, start, end)
+    for rank in {r for r, _ in chosen}:
+        document = retriever.document_text(hits[rank - 1].doc)
+        spans = sorted(sentences[rank][i] for r, i in chosen if r == rank)
+        for start, end in _merge_spans(spans, document):
+            inside = [best[rank, i] for i, (s, e) in enumerate(sentences[rank]) if start <= s and e <= end]
+            pieces.append((max(inside), rank, start, end))
+    pieces.sort(key=lambda p: (-p[0], p[1], p[2]))
+    snippets: list[Snippet] = []
+    for _, rank, start, end in pieces:
+        document = retriever.document_text(hits[rank - 1].doc)
+        snippets.append(Snippet(len(snippets) + 1, hits[rank - 1], start, end, document[start:end]))
+    return snippets
+
+
+def _merge_spans(spans: list[tuple[int, int]], document: str) -> list[tuple[int, int]]:
+    """Join spans separated only by whitespace into one contiguous span."""
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and not document[merged[-1][1] : start].strip():
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
