@@ -23,6 +23,7 @@ from qa.evaluation.runner import run_eval
 from qa.types import REFUSAL
 
 DEV = SHARED / "eval" / "dev.jsonl"
+BROAD = SHARED / "eval" / "dev_broad.jsonl"
 RESULT_FIELDS = {"id", "question", "answer", "refused", "citations", "passages", "latency_s", "ttft_s", "scores"}
 
 
@@ -108,6 +109,11 @@ def test_byte_order_mark_and_crlf_are_accepted(tmp_path):
         (b'{"id": "a", "question": "Who?", "answers": ["A"], "need": 2}\n', "`need` is 2 but there are only 1"),
         (b'{"id": "a", "question": "Who?", "answers": ["A"], "need": -1}\n', "`need` must be a whole number"),
         (b'{"id": "a", "question": "Who?", "evidence": [{"doc": "x.txt"}]}\n', "`evidence` must be a list"),
+        (b'{"id": "a", "question": "Why?", "points": ["A", "B"]}\n', "`points` must be a list of non-empty lists"),
+        (b'{"id": "a", "question": "Why?", "points": [["A"], []]}\n', "`points` must be a list of non-empty lists"),
+        (b'{"id": "a", "question": "Why?", "points": [["A"], [2]]}\n', "`points` must be a list of non-empty lists"),
+        (b'{"id": "a", "question": "Why?", "answers": ["A", "B", "C"], "points": [["A"], ["B"]], "need": 3}\n',
+         "`need` is 3 but there are only 2 points"),
     ],
 )
 def test_malformed_question_files_raise_one_clear_line(tmp_path, content, message):
@@ -118,6 +124,17 @@ def test_malformed_question_files_raise_one_clear_line(tmp_path, content, messag
     assert message in str(caught.value)
     assert str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_points_set_the_limit_of_need(tmp_path):
+    line = {"id": "a", "question": "Why?", "answers": ["A"], "points": [["A"], ["B", "b2"]], "need": 2}
+    assert read_questions(write_lines(tmp_path / "q.jsonl", [line]))[0]["points"] == [["A"], ["B", "b2"]]
+
+
+@pytest.mark.skipif(not BROAD.exists(), reason=f"{BROAD} not found")
+def test_reads_the_broad_dev_set():
+    questions = read_questions(BROAD)
+    assert len(questions) == 18 and sum(1 for q in questions if q.get("points")) == 15
 
 
 def test_missing_question_file(tmp_path):

@@ -350,20 +350,22 @@ RESULTS = [
 ]
 
 
-def _scores(correct, refused, false_refusal, validity, precision, rank):
+def _scores(correct, refused, false_refusal, validity, precision, rank, words, points=(None, None, None)):
     return {"correct": correct, "refused": refused, "false_refusal": false_refusal,
-            "citation_validity": validity, "citation_precision": precision, "evidence_rank": rank}
+            "citation_validity": validity, "citation_precision": precision, "evidence_rank": rank,
+            "points_covered": points[0], "points_total": points[1], "point_recall": points[2],
+            "answer_words": words}
 
 
 @pytest.mark.parametrize(
     ("index", "expected"),
     [
-        (0, _scores(True, False, False, 1.0, 0.5, 2)),  # 2 valid citations, 1 supports; evidence in passage 2
-        (1, _scores(False, False, False, 0.0, 1.0, 1)),  # 1 of 2 list items; offsets off, text supports
-        (2, _scores(False, True, True, 1.0, None, None)),  # refused: no precision; evidence not retrieved
-        (3, _scores(True, True, None, None, None, None)),  # unanswerable, refused
-        (4, _scores(False, False, None, 1.0, None, None)),  # unanswerable, answered: no precision to score
-        (5, _scores(None, False, None, None, None, None)),  # no gold fields
+        (0, _scores(True, False, False, 1.0, 0.5, 2, 2)),  # 2 valid citations, 1 supports; evidence in passage 2
+        (1, _scores(False, False, False, 0.0, 1.0, 1, 4)),  # 1 of 2 list items; offsets off, text supports
+        (2, _scores(False, True, True, 1.0, None, None, 8)),  # refused: no precision; evidence not retrieved
+        (3, _scores(True, True, None, None, None, None, 8)),  # unanswerable, refused
+        (4, _scores(False, False, None, 1.0, None, None, 3)),  # unanswerable, answered: no precision to score
+        (5, _scores(None, False, None, None, None, None, 0)),  # no gold fields
     ],
 )
 def test_score_result(index, expected):
@@ -381,7 +383,7 @@ def test_score_result_refused_answer_containing_gold_is_wrong():
 
 
 def test_score_result_tolerates_missing_result_fields():
-    assert score_result({"id": "q1"}, QUESTIONS[0]) == _scores(False, False, False, None, None, None)
+    assert score_result({"id": "q1"}, QUESTIONS[0]) == _scores(False, False, False, None, None, None, 0)
 
 
 EXPECTED_SUMMARY = {

@@ -14,73 +14,18 @@ other); the shared run must hold at least half of the fragment's tokens.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from qa.citation.claims import strip_citations
-
-_DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")  # "155mm" -> "155 mm"
-# "[1]", "[1, 2]", "[1-3]", "[ 2 ]"; runs such as "[1][2]" are removed one marker at a time
-
-
-# --- text normalisation ----------------------------------------------------------------------------
-
-
-def normalize_evidence(s: str) -> str:
-    """FORMAT.md's evidence comparison: Unicode NFKC, then runs of whitespace collapsed to one space.
-
-    >>> normalize_evidence("a CC\\u00a0BY 4.0\\n  license ")
-    'a CC BY 4.0 license'
-    """
-    return " ".join(unicodedata.normalize("NFKC", s).split())
-
-
-def normalize_text(s: str) -> str:
-    """FORMAT.md's answer matching: case-, accent-, quote-, punctuation- and whitespace-insensitive.
-
-    Steps: NFKC (non-breaking spaces become spaces, ligatures letters); accents dropped (NFKD,
-    combining marks removed); casefold; invisible format characters (soft hyphen, zero-width space)
-    deleted; every other character that is not a letter or digit, curly or straight quotes included,
-    becomes a space; a digit next to a letter is split from it ("155mm" -> "155 mm", so "155-mm" and
-    "155 mm" match too); spaces collapsed. Punctuation inside a token therefore splits it: "U.S." and
-    "U.S" both become "u s", "Russia’s" and "Russia's" both "russia s".
-
-    >>> normalize_text("Depending less on the U.S.\\u00a0and “Élysée’s” 155mm!")
-    'depending less on the u s and elysee s 155 mm'
-    """
-    s = normalize_evidence(s)
-    s = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
-    s = unicodedata.normalize("NFC", s.casefold())
-    s = "".join("" if unicodedata.category(c) == "Cf" else c if c.isalnum() else " " for c in s)
-    return " ".join(_DIGIT_LETTER.sub(" ", s).split())
-
-
-# --- answers ---------------------------------------------------------------------------------------
-
-
-def answer_correct(answer: str, answers: Sequence[str], need: int) -> bool:
-    """True when at least `need` distinct accepted strings occur in the answer.
-
-    Citation markers are stripped from the answer first (so a bare "[2]" never matches a gold "2").
-    Both sides go through `normalize_text`; an accepted string occurs when it is a plain substring of
-    the normalised answer, with no token boundary required, so the gold stem "humiliat" matches
-    "humiliating". Accepted strings that normalise to the same text ("U.S." and "U.S") or to nothing
-    count once, or not at all.
-
-    >>> answer_correct("Macron sent Pierre Vimont [1].", ["Pierre Vimont", "Vimont"], 1)
-    True
-    >>> answer_correct("A deficit of credibility [2].", ["credibility", "means"], 2)
-    False
-    """
-    if need < 1:
-        raise ValueError(f"need must be >= 1, got {need}")
-    text = normalize_text(strip_citations(answer))
-    accepted = {normalize_text(a) for a in answers} - {""}
-    return sum(a in text for a in accepted) >= need
-
+from qa.evaluation.matching import (
+    answer_correct,
+    answer_words,
+    normalize_evidence,  # noqa: F401  (re-exported: bench_retrieval)
+    normalize_text,
+    points_covered,
+)
+from qa.evaluation.questions import question_points
 
 # --- citations -------------------------------------------------------------------------------------
 
@@ -180,6 +125,11 @@ def score_result(
     - ``citation_precision``: share of citations passing `citation_supports`, for answered (not
       refused) answerable questions with evidence and at least one citation; else None.
     - ``evidence_rank``: `evidence_rank` of the passages, for answerable questions with evidence.
+    - ``points_covered``, ``points_total``, ``point_recall``: for a question with ``points``, how many
+      key points the answer covers (`points_covered`; a refusal covers none), of how many, and the
+      share; None without points. Where points exist they replace ``answers`` for ``correct``:
+      correct when at least ``need`` points are covered.
+    - ``answer_words``: `answer_words` of the answer (markers stripped).
 
     >>> q = {"id": "d1", "answers": ["Vimont"], "need": 1,
     ...      "evidence": [{"doc": "a.txt", "text": "Pierre Vimont"}]}
@@ -194,6 +144,10 @@ def score_result(
     citation_validity 1.0
     citation_precision 1.0
     evidence_rank 1
+    points_covered None
+    points_total None
+    point_recall None
+    answer_words 2
     """
     return question_scores(result, question, documents)[0]
 
@@ -207,11 +161,15 @@ def question_scores(
     evidence = question.get("evidence") or []
     passages = result.get("passages") or []
     counts = n, valid, scored, supporting = citation_counts(result, question, documents)
+    answer, points = result.get("answer") or "", question_points(question)
+    covered = None if points is None else 0 if refused else sum(points_covered(answer, points))
+    need = max(1, question.get("need") or 1)
     if answerable is None:
         correct = None
+    elif points is not None:
+        correct = not refused and covered >= need
     elif answerable:
-        need = max(1, question.get("need") or 1)
-        correct = not refused and answer_correct(result.get("answer") or "", question["answers"], need)
+        correct = not refused and answer_correct(answer, question["answers"], need)
     else:
         correct = refused
     scores = {
@@ -221,6 +179,10 @@ def question_scores(
         "citation_validity": None if valid is None else ratio(valid, n),
         "citation_precision": ratio(supporting, scored),
         "evidence_rank": evidence_rank(passages, evidence) if answerable and evidence else None,
+        "points_covered": covered,
+        "points_total": None if points is None else len(points),
+        "point_recall": None if points is None else covered / len(points),
+        "answer_words": answer_words(answer),
     }
     return scores, counts
 
@@ -237,7 +199,10 @@ def question_scores(
 
 
 def is_answerable(question: Mapping[str, Any]) -> bool | None:
-    """True/False from the gold ``answers``; None for a question without gold fields."""
+    """True/False from the gold ``answers`` (True too for a question with ``points``); None for a
+    question without gold fields."""
+    if question_points(question) is not None:
+        return True
     return None if "answers" not in question else bool(question["answers"])
 
 

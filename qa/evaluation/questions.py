@@ -1,16 +1,49 @@
 """Evaluate step, files: read a question file and a results file (formats: ``shared/eval/FORMAT.md``).
 
 The one decision: a malformed question file is refused whole, with the line and the reason, before
-any question is asked; a results file's cut-off last line (an interrupted run) is dropped.
+any question is asked; a results file's cut-off last line (an interrupted run) is dropped. A question
+is *broad* when it has key ``points`` or a broad-only type, else *one-fact*.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from qa.errors import QuestionFileError
+
+BROAD_TYPES = frozenset({"explain", "who", "summary", "compare"})  # types only broad questions have
+FAMILIES = ("one_fact", "broad")
+
+
+def question_points(question: Any) -> list[list[str]] | None:
+    """The question's key points, or None when it has none (a missing or empty ``points``)."""
+    points = question.get("points") if isinstance(question, Mapping) else None
+    return [list(p) for p in points] if points else None
+
+
+def question_family(question: Any) -> str:
+    """The question's family: "broad" for a question with ``points`` or of a broad-only type, else "one_fact" (unanswerable
+    questions without points included).
+
+    >>> question_family({"type": "list", "points": [["a"], ["b"]]}), question_family({"type": "list"})
+    ('broad', 'one_fact')
+    """
+    broad = question_points(question) is not None or question.get("type") in BROAD_TYPES
+    return "broad" if broad else "one_fact"
+
+
+def question_shape(question: Any) -> str:
+    """The question's ``type`` ("untyped" without one), as "broad <type>" for a broad question whose
+    type one-fact questions share, so the two kinds of list never merge.
+
+    >>> question_shape({"type": "list", "points": [["a"]]}), question_shape({"type": "explain"})
+    ('broad list', 'explain')
+    """
+    kind = question.get("type") or "untyped"
+    return f"broad {kind}" if question_family(question) == "broad" and kind not in BROAD_TYPES else kind
 
 
 def question_problem(item: Any) -> str | None:
@@ -31,10 +64,17 @@ def question_problem(item: Any) -> str | None:
     answers = item.get("answers", [])
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         return "`answers` must be a list of strings"
-    need = item.get("need", 1 if answers else 0)
+    points = item.get("points", [])
+    if not isinstance(points, list) or not all(
+        isinstance(p, list) and p and all(isinstance(a, str) for a in p) for p in points
+    ):
+        return "`points` must be a list of non-empty lists of strings"
+    need = item.get("need", 1 if answers or points else 0)
     if isinstance(need, bool) or not isinstance(need, int) or need < 0:
         return f"`need` must be a whole number >= 0, got {json.dumps(need)}"
-    if need > len(answers):
+    if points and need > len(points):
+        return f"`need` is {need} but there are only {len(points)} points"
+    if not points and need > len(answers):
         return f"`need` is {need} but there are only {len(answers)} accepted answers"
     evidence = item.get("evidence", [])
     if not isinstance(evidence, list) or not all(
