@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -406,13 +407,32 @@ EXPECTED_SUMMARY = {
     "ttft_p95": 0.985,  # position 2.85
     "n_errors": 1,
     "accuracy_by_type": {"factoid": 0.5, "list": 0.0, "unanswerable": 0.5},
+    "point_recall": None,  # no question has points
+    "answer_words_median": 3.0,  # answered: q1 2 words, q2 4, q5 3 (q3, q4 refused; q6 an error)
+    "by_type": {
+        "factoid": {"n": 2, "accuracy": 0.5, "point_recall": None, "answer_words_median": 2.0},  # q3 refused
+        "list": {"n": 1, "accuracy": 0.0, "point_recall": None, "answer_words_median": 4.0},
+        "unanswerable": {"n": 2, "accuracy": 0.5, "point_recall": None, "answer_words_median": 3.0},
+        "untyped": {"n": 1, "accuracy": None, "point_recall": None, "answer_words_median": None},
+    },
 }
+EMPTY_BLOCK = {
+    "n": 0, "n_answerable": 0, "n_unanswerable": 0, "answer_accuracy": None, "refusal_rate": None,
+    "false_refusal_rate": None, "n_citations": 0, "citation_precision": None, "citation_validity": None,
+    "recall@1": None, "recall@3": None, "recall@5": None, "mrr": None, "latency_p50": None, "latency_p95": None,
+    "ttft_p50": None, "ttft_p95": None, "n_errors": 0, "accuracy_by_type": {}, "point_recall": None,
+    "answer_words_median": None, "by_type": {},
+}
+EXPECTED_SUMMARY["by_family"] = {"one_fact": dict(EXPECTED_SUMMARY), "broad": EMPTY_BLOCK}  # all one-fact
 
 
 def _assert_summary(actual: dict, expected: dict) -> None:
     assert list(actual) == list(expected)
     for key, value in expected.items():
-        assert actual[key] == pytest.approx(value), key
+        if isinstance(value, dict):
+            _assert_summary(actual[key], value)
+        else:
+            assert actual[key] == pytest.approx(value), key
 
 
 def test_summarize():
@@ -459,6 +479,77 @@ def test_format_summary_table():
 def test_format_summary_table_shows_missing_values():
     table = format_summary_table(summarize([], []))
     assert "answer accuracy" in table and "n/a" in table
+
+
+# --- one-fact and broad questions together ---------------------------------------------------------
+
+MIXED_QUESTIONS = [
+    {"id": "f1", "question": "Who?", "answers": ["Vimont"], "need": 1, "type": "factoid"},
+    {"id": "f2", "question": "Budget?", "answers": [], "need": 0, "type": "unanswerable"},
+    {"id": "b1", "question": "Which subjects?", "answers": ["frozen conflicts", "arms control", "space"],
+     "points": [["frozen conflicts"], ["arms control"], ["space"]], "need": 2, "type": "list"},
+    {"id": "b2", "question": "Why?", "answers": ["dialogue", "trust"], "points": [["dialogue"], ["trust"]],
+     "need": 1, "type": "explain"},
+    {"id": "b3", "question": "Summarise.", "answers": ["credibility", "means", "European defense", "less on the U.S"],
+     "points": [["credibility"], ["means"], ["European defense", "defence"], ["less on the U.S"]], "need": 2,
+     "type": "summary"},
+]
+MIXED_RESULTS = [
+    {"id": "f1", "answer": "Pierre Vimont [1].", "refused": False, "latency_s": 1.0, "ttft_s": 0.2},
+    {"id": "f2", "answer": REFUSAL, "refused": True, "latency_s": 3.0, "ttft_s": 0.4},
+    {"id": "b1", "answer": "Frozen conflicts and arms control [1].", "refused": False, "latency_s": 10.0,
+     "ttft_s": 2.0},  # 2 of 3 points, 5 words
+    {"id": "b2", "answer": REFUSAL, "refused": True, "latency_s": 2.0, "ttft_s": None},  # 0 of 2
+    {"id": "b3", "answer": "Credibility, means and European defense, with a long explanation of why it matters [1][2].",
+     "refused": False, "latency_s": 20.0, "ttft_s": 4.0},  # 3 of 4 points, 13 words
+]
+
+
+def test_summarize_splits_one_fact_and_broad_questions():
+    s = summarize(MIXED_RESULTS, MIXED_QUESTIONS)
+    assert s["n"] == 5 and s["answer_accuracy"] == pytest.approx(3 / 4)  # f1, b1, b3 of f1, b1, b2, b3
+    assert s["point_recall"] == pytest.approx((2 / 3 + 0 + 3 / 4) / 3)
+    assert s["answer_words_median"] == 5.0  # of 2, 5, 13 (f2 and b2 refused)
+    one, broad = s["by_family"]["one_fact"], s["by_family"]["broad"]
+    assert (one["n"], one["n_answerable"], one["n_unanswerable"]) == (2, 1, 1)
+    assert (broad["n"], broad["n_answerable"], broad["n_unanswerable"]) == (3, 3, 0)
+    assert one["answer_accuracy"] == 1.0 and one["refusal_rate"] == 1.0 and one["false_refusal_rate"] == 0.0
+    assert one["point_recall"] is None and one["answer_words_median"] == 2.0
+    assert broad["answer_accuracy"] == pytest.approx(2 / 3) and broad["refusal_rate"] is None
+    assert broad["false_refusal_rate"] == pytest.approx(1 / 3)
+    assert broad["point_recall"] == pytest.approx(17 / 36)
+    assert broad["answer_words_median"] == 9.0  # of 5 and 13
+    assert broad["latency_p50"] == 10.0 and broad["latency_p95"] == pytest.approx(19.0)  # of 2, 10, 20
+    assert broad["ttft_p50"] == 3.0 and broad["ttft_p95"] == pytest.approx(3.9)  # of 2, 4
+    assert one["latency_p50"] == 2.0 and one["ttft_p95"] == pytest.approx(0.39)
+    assert s["accuracy_by_type"] == {"broad list": 1.0, "explain": 0.0, "factoid": 1.0, "summary": 1.0,
+                                     "unanswerable": 1.0}
+    assert broad["by_type"]["explain"] == {"n": 1, "accuracy": 0.0, "point_recall": 0.0, "answer_words_median": None}
+    assert broad["by_type"]["summary"]["point_recall"] == 0.75
+    assert list(broad["by_type"]) == ["broad list", "explain", "summary"]
+
+
+def test_format_summary_table_puts_the_families_side_by_side():
+    table = format_summary_table(summarize(MIXED_RESULTS, MIXED_QUESTIONS))
+    lines = table.splitlines()
+    cells = {re.split(r" {3,}", line.strip())[0]: re.split(r" {3,}", line.strip())[1:] for line in lines[1:]}
+    assert re.split(r" {3,}", lines[0].strip()) == ["all", "one-fact", "broad"]
+    assert cells["questions"] == ["5", "2", "3"]
+    assert cells["answer accuracy"] == ["0.750", "1.000", "0.667"]
+    assert cells["refusal rate"] == ["1.000", "1.000", "n/a"]
+    assert cells["point recall"] == ["0.472", "n/a", "0.472"]
+    assert cells["answer words, median (answered)"] == ["5", "2", "9"]
+    assert cells["latency p50"] == ["3.00 s", "2.00 s", "10.00 s"]
+    assert cells["accuracy: factoid"] == ["1.000", "1.000"]  # not a broad type: the broad column is blank
+    assert cells["accuracy: broad list"][0] == "1.000"
+    header_at = [lines[0].index(name) for name in ("all", "one-fact", "broad")]
+    value_at = [m.start() for m in re.finditer(r"\S+", lines[1])][1:]  # "questions 5 2 3"
+    assert value_at == header_at  # the values stand under their column names
+
+
+def test_format_summary_table_has_one_column_for_one_family():
+    table = format_summary_table(summarize(MIXED_RESULTS[2:], MIXED_QUESTIONS))  # broad questions only
+    assert "one-fact" not in table and re.search(r"^point recall +0\.472$", table, re.M)
 
 
 # --- the development set ---------------------------------------------------------------------------

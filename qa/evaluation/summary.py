@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qa.evaluation.metrics import is_answerable, question_scores, ratio
+from qa.evaluation.questions import FAMILIES, question_family, question_shape
 
 
 def recall_at_k(ranks: Sequence[int | None], k: int) -> float | None:
@@ -71,8 +72,12 @@ def summarize(
     ``citation_precision`` those of answered answerable questions with evidence,
     ``citation_validity`` all citations (None without `documents`). Latency percentiles ignore
     missing values; ``n_errors`` counts results with a non-empty ``error``; ``accuracy_by_type`` is
-    the mean ``correct`` per question ``type`` (for "unanswerable" that is the refusal rate).
-    Any rate with nothing to measure is None.
+    the mean ``correct`` per question shape (`question_shape`: the ``type``, "broad list" for a list
+    with points; for "unanswerable" it is the refusal rate). ``point_recall`` is the mean over
+    questions with ``points``; ``answer_words_median`` the median `answer_words` over answered
+    questions (not refused, no error); ``by_type`` gives n, accuracy, point recall and median words
+    per shape. ``by_family`` repeats all of these (but itself) for the "one_fact" and the "broad"
+    questions (`question_family`). Any rate with nothing to measure is None.
 
     >>> qs = [{"id": "a", "answers": ["2017"], "need": 1, "evidence": [], "type": "factoid"},
     ...       {"id": "b", "answers": [], "need": 0, "evidence": [], "type": "unanswerable"}]
@@ -81,18 +86,28 @@ def summarize(
     >>> s = summarize(rs, qs)
     >>> s["answer_accuracy"], s["refusal_rate"], s["latency_p50"], s["accuracy_by_type"]
     (1.0, 1.0, 3.0, {'factoid': 1.0, 'unanswerable': 1.0})
+    >>> s["answer_words_median"], s["by_family"]["one_fact"]["n"], s["by_family"]["broad"]["n"]
+    (2.0, 2, 0)
     """
     by_id = {q.get("id"): q for q in questions}
     rows = [(r, by_id.get(r.get("id"), {})) for r in results]
-    scored = [question_scores(r, q, documents) for r, q in rows]
-    scores, counts = [s for s, _ in scored], [c for _, c in scored]
-    answerable = [s for s, (_, q) in zip(scores, rows) if is_answerable(q)]
-    unanswerable = [s for s, (_, q) in zip(scores, rows) if is_answerable(q) is False]
-    ranks = [s["evidence_rank"] for s, (_, q) in zip(scores, rows) if is_answerable(q) and q.get("evidence")]
-    by_type: dict[str, list[bool]] = defaultdict(list)
-    for s, (_, q) in zip(scores, rows):
-        if s["correct"] is not None:
-            by_type[q.get("type") or "untyped"].append(s["correct"])
+    scored = [(r, q, *question_scores(r, q, documents)) for r, q in rows]
+    summary = _block(scored, documents)
+    summary["by_family"] = {family: _block([row for row in scored if question_family(row[1]) == family], documents)
+                            for family in FAMILIES}
+    return summary
+
+
+def _block(scored: Sequence[tuple], documents: Mapping[str, str] | None) -> dict[str, Any]:
+    """`summarize`'s metrics (without ``by_family``) over (result, question, scores, counts) rows."""
+    results = [r for r, *_ in scored]
+    answerable = [s for _, q, s, _ in scored if is_answerable(q)]
+    unanswerable = [s for _, q, s, _ in scored if is_answerable(q) is False]
+    ranks = [s["evidence_rank"] for _, q, s, _ in scored if is_answerable(q) and q.get("evidence")]
+    counts = [c for *_, c in scored]
+    shapes: dict[str, list[tuple]] = defaultdict(list)
+    for row in scored:
+        shapes[question_shape(row[1])].append(row)
     n_citations = sum(c[0] for c in counts)
     return {
         "n": len(results),
@@ -113,12 +128,30 @@ def summarize(
         "ttft_p50": percentile((r.get("ttft_s") for r in results), 50),
         "ttft_p95": percentile((r.get("ttft_s") for r in results), 95),
         "n_errors": sum(1 for r in results if r.get("error")),
-        "accuracy_by_type": {t: _mean(v) for t, v in sorted(by_type.items())},
+        "accuracy_by_type": {t: acc for t, rows in sorted(shapes.items()) if (acc := _accuracy(rows)) is not None},
+        "point_recall": _point_recall(scored),
+        "answer_words_median": _words_median(scored),
+        "by_type": {t: {"n": len(rows), "accuracy": _accuracy(rows), "point_recall": _point_recall(rows),
+                        "answer_words_median": _words_median(rows)} for t, rows in sorted(shapes.items())},
     }
 
 
+def _accuracy(scored: Sequence[tuple]) -> float | None:
+    return _mean([s["correct"] for _, _, s, _ in scored if s["correct"] is not None])
+
+
+def _point_recall(scored: Sequence[tuple]) -> float | None:
+    return _mean([s["point_recall"] for _, _, s, _ in scored if s["point_recall"] is not None])
+
+
+def _words_median(scored: Sequence[tuple]) -> float | None:
+    return percentile((s["answer_words"] for r, _, s, _ in scored if not s["refused"] and not r.get("error")), 50)
+
+
 def format_summary_table(summary: Mapping[str, Any]) -> str:
-    """A two-column text table of `summarize`'s output for the terminal; None shows as "n/a".
+    """A text table of `summarize`'s output for the terminal; None shows as "n/a". When the run has
+    both one-fact and broad questions, their ``by_family`` blocks stand in two more columns beside
+    "all" (a blank: that kind of question is not in the family).
 
     >>> print(format_summary_table({"n": 2, "answer_accuracy": 0.5, "latency_p50": 1.25, "mrr": None}))
     questions         2
@@ -126,14 +159,19 @@ def format_summary_table(summary: Mapping[str, Any]) -> str:
     MRR               n/a
     latency p50       1.25 s
     """
-    rows: list[tuple[str, str]] = []
+    families = summary.get("by_family") or {}
+    both = all((families.get(f) or {}).get("n") for f in FAMILIES)
+    columns = [summary, *(families[f] for f in FAMILIES)] if both else [summary]
+    rows: list[list[str]] = [["", "all", "one-fact", "broad"]] if both else []
     for key, label, unit in _TABLE_ROWS:
-        if key in summary:
-            rows.append((label, _format_value(summary[key], unit)))
+        if key in summary and (key != "point_recall" or summary[key] is not None):
+            rows.append([label, *(_format_value(c.get(key), unit) for c in columns)])
     for kind, accuracy in (summary.get("accuracy_by_type") or {}).items():
-        rows.append((f"  accuracy: {kind}", _format_value(accuracy, "rate")))
-    width = max((len(label) for label, _ in rows), default=0)
-    return "\n".join(f"{label:<{width}}   {value}" for label, value in rows)
+        by_kind = [(c.get("accuracy_by_type") or {}) for c in columns[1:]]
+        rows.append([f"  accuracy: {kind}", _format_value(accuracy, "rate"),
+                     *(_format_value(b[kind], "rate") if kind in b else "" for b in by_kind)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+    return "\n".join("   ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
 _TABLE_ROWS = (  # (summary key, label, unit)
@@ -144,6 +182,8 @@ _TABLE_ROWS = (  # (summary key, label, unit)
     ("answer_accuracy", "answer accuracy", "rate"),
     ("refusal_rate", "refusal rate", "rate"),
     ("false_refusal_rate", "false-refusal rate", "rate"),
+    ("point_recall", "point recall", "rate"),
+    ("answer_words_median", "answer words, median (answered)", "words"),
     ("n_citations", "citations", "count"),
     ("citation_precision", "citation precision", "rate"),
     ("citation_validity", "citation validity", "rate"),
@@ -165,6 +205,8 @@ def _format_value(value: Any, unit: str) -> str:
         return f"{value:.3f}"
     if unit == "seconds":
         return f"{value:.2f} s"
+    if unit == "words":
+        return f"{value:g}"
     return str(value)
 
 
