@@ -142,6 +142,73 @@ def test_diagnose(result, question, expected):
     assert diagnose(result, question) == expected
 
 
+# --- broad questions -------------------------------------------------------------------------------
+
+BROAD = [
+    {"id": "b1", "question": "Which cities and what?", "answers": ["Paris", "Moscow", "INF"], "need": 2,
+     "points": [["Paris"], ["Moscow", "Russian capital"], ["INF", "treaty"]], "type": "list",
+     "evidence": [{"doc": "a.txt", "text": "Paris hosted talks"}]},
+    {"id": "b2", "question": "Why were talks held?", "answers": ["Vimont", "Moscow"], "need": 1,
+     "points": [["Vimont"], ["Moscow"]], "type": "explain", "evidence": [{"doc": "a.txt", "text": "Pierre Vimont"}]},
+]
+
+
+def broad_page() -> tuple[str, list[dict]]:
+    results = make_results()[:2] + [  # q1 right, q2 wrong (one-fact); b1 one point of three, b2 two of two
+        {"id": "b1", "question": "Which cities and what?", "answer": "Talks in PARIS [1].", "refused": False,
+         "citations": [], "passages": [P_PARIS], "latency_s": 6.0, "ttft_s": 2.0},
+        {"id": "b2", "question": "Why were talks held?", "answer": "Vimont went to Moscow [1].", "refused": False,
+         "citations": [], "passages": [P_VIMONT], "latency_s": 8.0, "ttft_s": 3.0},
+    ]
+    questions = QUESTIONS[:2] + BROAD
+    by_id = {q["id"]: q for q in questions}
+    for row in results[2:]:
+        row["scores"] = score_result(row, by_id[row["id"]], {"a.txt": DOC})
+    summary = summarize(results, questions, documents={"a.txt": DOC})
+    return render_report(results, questions, summary), results
+
+
+def test_summary_has_a_column_per_family_when_both_are_present():
+    page, _ = broad_page()
+    table = page.split('<table id="summary-table">')[1].split("</table>")[0]
+    assert "<th>all</th><th>one-fact</th><th>broad</th>" in table
+    rows = {re.sub(r"<.*?>", "", cells[0]): [re.sub(r"<.*?>", "", c) for c in cells[1:]]
+            for cells in (re.findall(r"<td>.*?</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", table))}
+    assert rows["answer accuracy (answerable)"] == ["50.0%", "50.0%", "50.0%"]  # q1, b2 right of four
+    assert rows["point recall (questions with points)"] == ["66.7%", "n/a", "66.7%"]  # (1/3 + 2/2) / 2
+    # one-fact 2 and 3 ("<script>alert(1)</script>" is one word), broad 3 and 4
+    assert rows["answer words, median (answered)"] == ["3", "2.5", "3.5"]
+
+
+def test_one_family_keeps_the_metric_cards(page_html):
+    assert 'id="summary-table"' not in page_html and '<div class="metrics">' in page_html
+    assert "answer words, median (answered)" in page_html and "point recall" not in page_html
+
+
+def test_failures_show_the_points_covered_and_missed():
+    page, _ = broad_page()
+    assert failure_ids(page) == ["q2", "b1"]
+    row = page.split('<tr class="failure" id="q-b1">')[1].split("</tr>")[0]
+    assert "key points: 1 of 3 covered, needs 2" in row
+    assert '<li class="point covered">✓ Paris</li>' in row
+    assert '<li class="point missed">✗ Moscow / Russian capital</li>' in row
+    assert '<li class="point missed">✗ INF / treaty</li>' in row
+    assert "covers 1 of 3 key points, needs 2; the evidence was retrieved at rank 1" in row
+
+
+def test_accuracy_chart_keeps_broad_and_one_fact_lists_apart():
+    questions = [QUESTIONS[4], BROAD[0]]  # a one-fact list and a broad one
+    rows = [({"scores": {"correct": False}}, questions[0]), ({"scores": {"correct": True}}, questions[1])]
+    chart = charts.accuracy_chart(rows)
+    assert "list: 0.0% of 1" in chart and "broad list: 100.0% of 1" in chart
+
+
+def test_diagnose_a_refused_broad_question():
+    scores = {"evidence_rank": 2, "points_covered": 0}
+    assert diagnose({"refused": True, "scores": scores}, BROAD[1]) == \
+        "refused, although the evidence was retrieved at rank 2"
+
+
 # --- in a real browser -----------------------------------------------------------------------------
 
 

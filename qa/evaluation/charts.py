@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from qa.evaluation.questions import question_shape
 from qa.evaluation.summary import percentile, recall_at_k
 
 BLUE, GREEN, RED, GREY, INK = "#2f6db5", "#2e8b57", "#c0392b", "#d5d9de", "#222"
@@ -22,12 +23,13 @@ def _e(text: str) -> str:
 
 
 def accuracy_chart(rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> str:
-    """Horizontal bars: share correct per question ``type`` (for "unanswerable": refused), with n."""
+    """Horizontal bars: share correct per question shape (`question_shape`: the ``type``, "broad list"
+    for a list with points; for "unanswerable": refused), with n."""
     by_type: dict[str, list[bool]] = defaultdict(list)
     for result, question in rows:
         correct = (result.get("scores") or {}).get("correct")
         if correct is not None:
-            by_type[question.get("type") or "untyped"].append(bool(correct))
+            by_type[question_shape(question)].append(bool(correct))
     if not by_type:
         return _empty_chart("no judged answers (the questions have no gold answers)")
     judged = [c for values in by_type.values() for c in values]
@@ -101,7 +103,7 @@ def recall_chart(rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) ->
         depth = max(depth, len(result.get("passages") or []))
         if "paragraph_rank" in scores:
             ranks.append(scores["paragraph_rank"])
-        elif question.get("answers") and question.get("evidence"):
+        elif (question.get("answers") or question.get("points")) and question.get("evidence"):
             ranks.append(scores.get("evidence_rank"))
     if not ranks or depth == 0:
         return _empty_chart("no questions with evidence to find")

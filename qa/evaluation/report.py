@@ -4,7 +4,9 @@ The one decision: the page is a single ``index.html`` with no outside resources 
 JavaScript, fonts, stylesheets or images to fetch): the charts are SVG written by hand and inlined,
 and everything from the run is HTML-escaped. It opens offline, from disk, in any browser, and can
 be mailed or archived as one file. Charts: accuracy by question type, latency distribution, and
-retrieval recall@k; then a table of every failure with what is needed to see why it failed.
+retrieval recall@k; then a table of every failure with what is needed to see why it failed (for a
+broad question: which key points the answer covered and which it missed). A run with both one-fact
+and broad questions shows its summary as a table with a column for each family.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 from embeddings.files import write_atomic
 from qa.evaluation.charts import accuracy_chart, latency_chart, recall_chart
+from qa.evaluation.matching import points_covered
 from qa.evaluation.metrics import citation_supports
+from qa.evaluation.questions import FAMILIES, question_points
 
 PASSAGE_CHARS = 700  # passage text shown per retrieved passage in the failures table
 
@@ -70,6 +74,8 @@ _SUMMARY_ROWS = (  # (key, label, unit)
     ("answer_accuracy", "answer accuracy (answerable)", "rate"), ("exact_match", "SQuAD exact match", "rate"),
     ("f1", "SQuAD F1", "rate"), ("refusal_rate", "refusal rate (unanswerable)", "rate"),
     ("false_refusal_rate", "false-refusal rate (answerable)", "rate"),
+    ("point_recall", "point recall (questions with points)", "rate"),
+    ("answer_words_median", "answer words, median (answered)", "words"),
     ("citation_precision", "citation precision", "rate"), ("citation_validity", "citation validity", "rate"),
     ("recall@1", "recall@1", "rate"), ("recall@3", "recall@3", "rate"), ("recall@5", "recall@5", "rate"),
     ("mrr", "MRR", "rate"), ("latency_p50", "latency p50", "s"), ("latency_p95", "latency p95", "s"),
@@ -78,15 +84,25 @@ _SUMMARY_ROWS = (  # (key, label, unit)
 
 
 def _summary_table(summary: Mapping[str, Any]) -> str:
-    cells = []
-    for key, label, unit in _SUMMARY_ROWS:
-        if key not in summary:
-            continue
-        value = summary[key]
-        shown = "n/a" if value is None else f"{value:.1%}" if unit == "rate" else (
-            f"{value:.2f} s" if unit == "s" else str(value))
-        cells.append(f'<div class="metric"><span class="v">{_e(shown)}</span><span class="k">{_e(label)}</span></div>')
+    """Metric cards; a table with "all", "one-fact" and "broad" columns when both families are present."""
+    families = summary.get("by_family") or {}
+    rows = [(key, label, unit) for key, label, unit in _SUMMARY_ROWS
+            if key in summary and (key != "point_recall" or summary[key] is not None)]
+    if all((families.get(f) or {}).get("n") for f in FAMILIES):
+        columns = [summary, *(families[f] for f in FAMILIES)]
+        body = "".join(f'<tr><td>{_e(label)}</td>{"".join(f"<td>{_e(_shown(c.get(key), unit))}</td>" for c in columns)}'
+                       "</tr>" for key, label, unit in rows)
+        return (f'<table id="summary-table"><thead><tr><th></th><th>all</th><th>one-fact</th><th>broad</th></tr>'
+                f"</thead><tbody>{body}</tbody></table>")
+    cells = [f'<div class="metric"><span class="v">{_e(_shown(summary[key], unit))}</span>'
+             f'<span class="k">{_e(label)}</span></div>' for key, label, unit in rows]
     return f'<div class="metrics">{"".join(cells)}</div>'
+
+
+def _shown(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return {"rate": f"{value:.1%}", "s": f"{value:.2f} s", "words": f"{value:g}"}.get(unit, str(value))
 
 
 def diagnose(result: Mapping[str, Any], question: Mapping[str, Any]) -> str:
@@ -98,7 +114,7 @@ def diagnose(result: Mapping[str, Any], question: Mapping[str, Any]) -> str:
     if result.get("error"):
         return f"error: {result['error']}"
     scores = result.get("scores") or {}
-    if not question.get("answers"):
+    if not question.get("answers") and question_points(question) is None:
         return "answered a question the documents do not answer"
     rank = scores.get("paragraph_rank", scores.get("evidence_rank"))
     what = "its paragraph" if "paragraph_rank" in scores else "the evidence"
@@ -106,6 +122,10 @@ def diagnose(result: Mapping[str, Any], question: Mapping[str, Any]) -> str:
     f1 = f" (SQuAD F1 {scores['f1']:.2f})" if scores.get("f1") is not None else ""
     if result.get("refused"):
         return f"refused, although {where}" if rank else f"refused: {where}"
+    points = question_points(question)
+    if points is not None:
+        covered = sum(points_covered(result.get("answer") or "", points))
+        return f"covers {covered} of {len(points)} key points, needs {question.get('need') or 1}; {where}"
     return f"wrong answer{f1}; {where}"
 
 
@@ -115,11 +135,15 @@ def _failures_table(failures: Sequence[tuple[Mapping[str, Any], Mapping[str, Any
     body = []
     for result, question in failures:
         evidence = question.get("evidence") or []
-        answers = question.get("answers") or []
-        expected = ("<em>not answerable from the documents: should refuse</em>" if "answers" in question and not answers
-                    else "".join(f'<span class="gold">{_e(a)}</span>' for a in answers))
-        if len(answers) > 1 and question.get("need", 1) > 1:
-            expected += f'<div class="small">needs {question["need"]} of these</div>'
+        answers, points = question.get("answers") or [], question_points(question)
+        if points is not None:
+            expected, answers = _points(result, question, points), [a for p in points for a in p]
+        elif "answers" in question and not answers:
+            expected = "<em>not answerable from the documents: should refuse</em>"
+        else:
+            expected = "".join(f'<span class="gold">{_e(a)}</span>' for a in answers)
+            if len(answers) > 1 and question.get("need", 1) > 1:
+                expected += f'<div class="small">needs {question["need"]} of these</div>'
         expected += "".join(f'<div class="evidence"><b>{_e(e["doc"])}</b>: “{_e(e["text"])}”</div>'
                             for e in evidence if e.get("text") not in answers)
         answer = ('<span class="badge">refused</span> ' if result.get("refused") else "") + _e(result.get("answer") or "")
@@ -134,6 +158,15 @@ def _failures_table(failures: Sequence[tuple[Mapping[str, Any], Mapping[str, Any
             f'<td>{_passages(result, question)}</td></tr>'
         )
     return f'<table id="failures-table"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _points(result: Mapping[str, Any], question: Mapping[str, Any], points: Sequence[Sequence[str]]) -> str:
+    """The key points, each marked covered or missed by the answer (a refusal covers none)."""
+    covered = [False] * len(points) if result.get("refused") else points_covered(result.get("answer") or "", points)
+    items = "".join(f'<li class="point {"covered" if hit else "missed"}">{"✓" if hit else "✗"} '
+                    f'{" / ".join(_e(a) for a in point)}</li>' for point, hit in zip(points, covered))
+    return (f'<div class="small">key points: {sum(covered)} of {len(points)} covered, needs '
+            f'{question.get("need") or 1}</div><ul class="points">{items}</ul>')
 
 
 def _passages(result: Mapping[str, Any], question: Mapping[str, Any]) -> str:
@@ -206,4 +239,7 @@ td:nth-child(3){width:16%}td:nth-child(4){width:12%}.qid{color:#888;font-size:12
 details summary{cursor:pointer;color:#2f6db5}ol{padding-left:20px;margin:6px 0}li{margin-bottom:8px;font-size:13px}
 li.hit{border-left:3px solid #2e8b57;padding-left:6px}li.miss{border-left:3px solid #e1e4e8;padding-left:6px}
 mark{background:#fff1a8}.none{color:#2e8b57}
+ul.points{list-style:none;padding-left:0;margin:4px 0}li.point{margin-bottom:2px}li.covered{color:#2e8b57}
+li.missed{color:#c0392b}#summary-table{width:auto}#summary-table td,#summary-table th{width:auto;text-align:right}
+#summary-table td:first-child{text-align:left}
 """
