@@ -42,7 +42,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """The ``qa eval`` options (the global --corpus, --index-dir and --embedder are read from ``args``
     when present)."""
     parser.add_argument("questions", nargs="?", type=Path, help="question file (JSON Lines: id, question, "
-                        "and optionally answers, need, evidence, type)")
+                        "and optionally answers, points, need, evidence, type)")
     parser.add_argument("--out", type=Path, help="results file to write (JSON Lines; default: "
                         "<questions name>.results.jsonl in the current folder)")
     parser.add_argument("--summary", type=Path, help="summary JSON (default: the results file's name "
