@@ -310,6 +310,30 @@ def test_qa_eval_default_paths_and_report(fake_pipeline, tmp_path, monkeypatch):
     assert (tmp_path / "rep" / "index.html").is_file()
 
 
+def test_qa_eval_reports_one_fact_and_broad_questions_apart(fake_pipeline, tmp_path, capsys):
+    dev = read_questions(DEV)[:2]  # d01 is answered by the fake, d02 refused
+    broad = {"id": "w1", "type": "who", "need": 2,
+             "question": f"{dev[0]['question'][:-1]}, and as what?",  # the fake answers it like d01
+             "answers": ["Vimont", "envoy", "ambassador"], "points": [["Vimont"], ["envoy"], ["ambassador"]],
+             "evidence": [{"doc": "000_6d54785b39143e23.txt", "text": "Ambassador Pierre Vimont"}]}
+    questions = write_lines(tmp_path / "mixed.jsonl", [*dev, broad])
+    code = cli_main(["eval", str(questions), "--out", str(tmp_path / "r.jsonl"), "--report", str(tmp_path / "rep"),
+                     "--corpus", str(SEEDS), "--index-dir", str(tmp_path / "idx")])
+    assert code == 0
+    w1 = read_results(tmp_path / "r.jsonl")[2]["scores"]  # "Pierre Vimont was the envoy [1]."
+    assert (w1["points_covered"], w1["points_total"], w1["correct"], w1["answer_words"]) == (2, 3, True, 5)
+    summary = json.loads((tmp_path / "r.summary.json").read_text())
+    assert summary["by_family"]["broad"]["n"] == 1 and summary["by_family"]["one_fact"]["n"] == 2
+    assert summary["by_family"]["broad"]["point_recall"] == pytest.approx(2 / 3)
+    assert summary["by_family"]["one_fact"]["answer_accuracy"] == 0.5
+    assert summary["answer_accuracy"] == pytest.approx(2 / 3)
+    printed = capsys.readouterr().out
+    assert re.search(r"^ +all +one-fact +broad$", printed, re.MULTILINE)
+    assert re.search(r"^answer accuracy +0\.667 +0\.500 +1\.000$", printed, re.MULTILINE)
+    assert re.search(r"^point recall +0\.667 +n/a +0\.667$", printed, re.MULTILINE)
+    assert 'id="summary-table"' in (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+
+
 def test_qa_eval_style_short_changes_the_system_prompt(fake_pipeline, tmp_path):
     from qa.prompting.styles import STYLES
 

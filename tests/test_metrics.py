@@ -549,7 +549,7 @@ def test_format_summary_table_puts_the_families_side_by_side():
 
 def test_format_summary_table_has_one_column_for_one_family():
     table = format_summary_table(summarize(MIXED_RESULTS[2:], MIXED_QUESTIONS))  # broad questions only
-    assert "one-fact" not in table and re.search(r"^point recall +0\.472$", table, re.M)
+    assert "one-fact" not in table and re.search(r"^point recall +0\.472$", table, re.MULTILINE)
 
 
 # --- the development set ---------------------------------------------------------------------------

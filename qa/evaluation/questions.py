@@ -25,8 +25,8 @@ def question_points(question: Any) -> list[list[str]] | None:
 
 
 def question_family(question: Any) -> str:
-    """The question's family: "broad" for a question with ``points`` or of a broad-only type, else "one_fact" (unanswerable
-    questions without points included).
+    """The question's family: "broad" for a question with ``points`` or of a broad-only type, else
+    "one_fact" (unanswerable questions without points included).
 
     >>> question_family({"type": "list", "points": [["a"], ["b"]]}), question_family({"type": "list"})
     ('broad', 'one_fact')
