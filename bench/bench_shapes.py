@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine_info, write_result  # noqa: E402
 from qa.evaluation import read_questions, read_results, score_result  # noqa: E402
-from qa.evaluation.questions import FAMILIES, question_family, question_shape  # noqa: E402
+from qa.evaluation.questions import FAMILIES, file_families, question_shape  # noqa: E402
 from qa.evaluation.summary import percentile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,12 +41,14 @@ def scored_rows(pairs: list[tuple[Path, Path]]) -> list[dict]:
     """One row per results line: its shape, family, scores and times (ids matched within each pair)."""
     rows = []
     for results_path, questions_path in pairs:
-        by_id = {q["id"]: q for q in read_questions(questions_path)}
+        questions = read_questions(questions_path)
+        by_id = {q["id"]: q for q in questions}
+        family = file_families(questions)
         for result in read_results(results_path):
             question = by_id.get(result["id"])
             if question is None:
                 raise SystemExit(f"{results_path}: id {result['id']!r} is not in {questions_path}")
-            rows.append({"shape": question_shape(question), "family": question_family(question),
+            rows.append({"shape": question_shape(question), "family": family[result["id"]],
                          "scores": score_result(result, question), "error": bool(result.get("error")),
                          "latency_s": result.get("latency_s"), "ttft_s": result.get("ttft_s")})
     return rows

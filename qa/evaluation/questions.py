@@ -8,7 +8,7 @@ is *broad* when it has key ``points`` or a broad-only type, else *one-fact*.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,24 @@ def question_family(question: Any) -> str:
     """
     broad = question_points(question) is not None or question.get("type") in BROAD_TYPES
     return "broad" if broad else "one_fact"
+
+
+def file_families(questions: Sequence[Any]) -> dict[Any, str]:
+    """Each question's family by id, where an unanswerable question (no answers, no points) is counted
+    with the file's answerable questions when they are all broad: a broad question set's refusals
+    are broad refusals.
+
+    >>> file_families([{"id": 1, "type": "explain"}, {"id": 2, "type": "unanswerable"}])
+    {1: 'broad', 2: 'broad'}
+    >>> file_families([{"id": 1, "type": "factoid", "answers": ["x"]}, {"id": 2, "type": "unanswerable"}])
+    {1: 'one_fact', 2: 'one_fact'}
+    """
+    def unanswerable(q: Any) -> bool:
+        return not q.get("answers") and question_points(q) is None and q.get("type") not in BROAD_TYPES
+
+    answerable = [question_family(q) for q in questions if not unanswerable(q)]
+    all_broad = bool(answerable) and all(family == "broad" for family in answerable)
+    return {q.get("id"): "broad" if unanswerable(q) and all_broad else question_family(q) for q in questions}
 
 
 def question_shape(question: Any) -> str:

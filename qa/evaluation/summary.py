@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qa.evaluation.metrics import is_answerable, question_scores, ratio
-from qa.evaluation.questions import FAMILIES, question_family, question_shape
+from qa.evaluation.questions import FAMILIES, file_families, question_shape
 
 
 def recall_at_k(ranks: Sequence[int | None], k: int) -> float | None:
@@ -77,7 +77,7 @@ def summarize(
     questions with ``points``; ``answer_words_median`` the median `answer_words` over answered
     questions (not refused, no error); ``by_type`` gives n, accuracy, point recall and median words
     per shape. ``by_family`` repeats all of these (but itself) for the "one_fact" and the "broad"
-    questions (`question_family`). Any rate with nothing to measure is None.
+    questions (`file_families`). Any rate with nothing to measure is None.
 
     >>> qs = [{"id": "a", "answers": ["2017"], "need": 1, "evidence": [], "type": "factoid"},
     ...       {"id": "b", "answers": [], "need": 0, "evidence": [], "type": "unanswerable"}]
@@ -93,8 +93,9 @@ def summarize(
     rows = [(r, by_id.get(r.get("id"), {})) for r in results]
     scored = [(r, q, *question_scores(r, q, documents)) for r, q in rows]
     summary = _block(scored, documents)
-    summary["by_family"] = {family: _block([row for row in scored if question_family(row[1]) == family], documents)
-                            for family in FAMILIES}
+    family = file_families(questions)
+    summary["by_family"] = {name: _block([row for row in scored if family.get(row[0].get("id")) == name], documents)
+                            for name in FAMILIES}
     return summary
 
 
