@@ -51,10 +51,12 @@ def extract_docx(data: bytes) -> Extracted:
         raise ValueError("reading Word files needs python-docx: pip install python-docx") from None
     try:
         document = docx.Document(io.BytesIO(data))
+        # style names by id, read once: python-docx's own paragraph.style searches the styles each time
+        styles = {style.style_id: style.name or "" for style in document.styles}
         blocks = []
         for item in document.iter_inner_content():
             if isinstance(item, Paragraph):
-                blocks += _paragraph(item)
+                blocks += _paragraph(item, styles)
             elif isinstance(item, Table):
                 blocks += _table(item)
         props = document.core_properties
@@ -68,12 +70,12 @@ def extract_docx(data: bytes) -> Extracted:
     return assemble(blocks, title=title, author=author)
 
 
-def _paragraph(paragraph) -> list[Block]:
+def _paragraph(paragraph, styles: dict[str, str]) -> list[Block]:
     lines = [" ".join(line.split()) for line in paragraph.text.splitlines()]
     pieces = tuple(Piece(line, before="\n") for line in lines if line)
     if not pieces:
         return []
-    style = (paragraph.style.name if paragraph.style is not None else "") or ""
+    style = styles.get(paragraph._p.style or "", "")
     heading = _HEADING_STYLE.fullmatch(style.strip())
     level = 1 if style.strip().lower() == "title" else int(heading.group(1)) if heading else 0
     return [Block(pieces, heading=level)]

@@ -82,11 +82,14 @@ def page_lines(textpage, page: int) -> list[Line]:
 
 
 def running_lines(pages: list[list[Line]]) -> set[tuple[int, int]]:
-    """(page, origin) of the lines to drop: page numbers, and lines met at the top or bottom of most
-    pages (digits ignored, so "Page 3 of 9" repeats)."""
+    """(page, origin) of the lines to drop: page numbers, and short lines met at the same height at
+    the top or bottom of most pages (digits ignored, so "Page 3 of 9" repeats)."""
     edges = [lines[:2] + lines[-2:] if len(lines) > 4 else lines for lines in pages]
-    key = lambda line: re.sub(r"\d+", "#", " ".join(line.text.lower().split()))  # noqa: E731
-    counts = Counter(k for lines in edges for k in {key(line) for line in lines})
+
+    def key(line: Line) -> tuple[str, int]:
+        return re.sub(r"\d+", "#", " ".join(line.text.lower().split())), round(line.top / 12)
+
+    counts = Counter(k for lines in edges for k in {key(line) for line in lines if len(line.text.split()) <= 20})
     needed = max(2, math.ceil(len(pages) / 2))
     drop = set()
     for lines in edges:
