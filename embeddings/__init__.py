@@ -15,11 +15,13 @@ from embeddings.paragraphs import Passage, normalize, split_passages, split_sent
 from embeddings.build import build_index
 from embeddings.store import IndexSettings, StoredIndex, check_index, corpus_changes, load_index
 from embeddings.vectors import VectorIndex, VectorSettings
+from embeddings.extract import Section, page_at
+from embeddings.pdfpage import render_page
 
 __all__ = [
     "Corpus", "CorpusError", "DEFAULT_EMBEDDER", "Document", "DocumentMeta", "Encoder", "EncoderError",
     "IndexCorrupt", "IndexLocked", "IndexNotFound", "IndexOutOfDate", "IndexSettings", "Passage", "QAError",
     "SentenceTransformerEncoder", "Skipped", "StoredIndex", "VectorIndex", "VectorSettings", "build_index",
     "check_index", "corpus_changes", "load_corpus", "load_encoder", "load_index", "normalize",
-    "split_passages", "split_sentences",
+    "split_passages", "split_sentences", "Section", "page_at", "render_page",
 ]

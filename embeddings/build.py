@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.documents import SUFFIXES, Corpus, Document, load_corpus
+from embeddings.documents import CORPUS_SUFFIXES, Corpus, Document, load_corpus
 from embeddings.encoder import Encoder
 from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate, QAError
 from embeddings import files
@@ -145,7 +145,7 @@ def _sort_by_document(passages: list[Passage], units: np.ndarray, order: dict[st
 
 def _skipped_summary(corpus: Corpus) -> str:
     if not corpus.skipped:
-        return f"no {', '.join(SUFFIXES)} files found"
+        return f"no {', '.join(CORPUS_SUFFIXES)} files found"
     return "; ".join(f"{s.path}: {s.reason}" for s in corpus.skipped[:5])
 
 

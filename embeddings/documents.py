@@ -20,9 +20,12 @@ from pathlib import Path
 from embeddings.errors import CorpusError
 from embeddings.extract.blocks import Section, page_at, section_at
 from embeddings.extract.bounded import BoundedReader, extract_bounded
-from embeddings.extract.formats import EXTRACTED_SUFFIXES, MAX_BINARY_BYTES, MAX_HTML_BYTES, TEXT_SUFFIXES, expected_kind, sniff
+from embeddings.extract.formats import (
+    EXTRACTED_SUFFIXES, MAX_BINARY_BYTES, MAX_HTML_BYTES, TEXT_SUFFIXES, expected_kind, sniff,
+)
 
-SUFFIXES = TEXT_SUFFIXES + EXTRACTED_SUFFIXES
+CORPUS_SUFFIXES = TEXT_SUFFIXES + EXTRACTED_SUFFIXES  # what a corpus folder may hold
+SUFFIXES = TEXT_SUFFIXES  # what uploads accept while they call read_document_text without name=
 METADATA_FILE = "metadata.json"  # optional: {"file.txt": {"title": ..., "author": ..., ...}}
 MAX_FILE_BYTES = 20 * 1024 * 1024  # larger files are skipped: a corpus is prose, not dumps
 
@@ -93,8 +96,8 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]
                 shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 skipped.append(Skipped(shown, "file name is not valid UTF-8; rename it"))
                 continue
-            if not name.lower().endswith(SUFFIXES):
-                skipped.append(Skipped(rel, f"unsupported file type (only {', '.join(SUFFIXES)})"))
+            if not name.lower().endswith(CORPUS_SUFFIXES):
+                skipped.append(Skipped(rel, f"unsupported file type (only {', '.join(CORPUS_SUFFIXES)})"))
                 continue
             try:
                 real = path.resolve(strict=True)

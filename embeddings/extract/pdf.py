@@ -144,8 +144,10 @@ def extract_pdf(data: bytes) -> Extracted:
     drop = running_lines(pages)
     kept = [[line for line in lines if (line.page, line.origin) not in drop] for lines in pages]
     blocks = layout([line for lines in kept for line in lines])
-    title = meta.get("Title") if meta.get("Title", "").strip() and not meta["Title"].lower().endswith((".html", ".htm", ".docx", ".doc")) else None
-    return assemble(blocks, n_pages=n_pages, title=title, author=meta.get("Author") or None)
+    title = (meta.get("Title") or "").strip()
+    if title.lower().endswith((".html", ".htm", ".docx", ".doc", ".txt")):  # a printer's file name, not a title
+        title = ""
+    return assemble(blocks, n_pages=n_pages, title=title or None, author=(meta.get("Author") or "").strip() or None)
 
 
 def layout(lines: list[Line]) -> list[Block]:
