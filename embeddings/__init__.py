@@ -12,7 +12,9 @@ from embeddings.errors import (
     IndexOutOfDate,
     QAError,
 )
+from embeddings.extract import Section, page_at
 from embeddings.paragraphs import Passage, normalize, split_passages, split_sentences
+from embeddings.pdfpage import render_page
 from embeddings.store import IndexSettings, StoredIndex, check_index, corpus_changes, load_index
 from embeddings.vectors import VectorIndex, VectorSettings
 
@@ -21,5 +23,5 @@ __all__ = [
     "IndexCorrupt", "IndexLocked", "IndexNotFound", "IndexOutOfDate", "IndexSettings", "Passage", "QAError",
     "SentenceTransformerEncoder", "Skipped", "StoredIndex", "VectorIndex", "VectorSettings", "build_index",
     "check_index", "corpus_changes", "load_corpus", "load_encoder", "load_index", "normalize",
-    "split_passages", "split_sentences",
+    "split_passages", "split_sentences", "Section", "page_at", "render_page",
 ]

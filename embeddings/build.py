@@ -19,11 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from embeddings import files
-from embeddings.documents import Corpus, Document, load_corpus
+from embeddings.documents import CORPUS_SUFFIXES, Corpus, Document, load_corpus
 from embeddings.encoder import Encoder
 from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate, QAError
 from embeddings.paragraphs import Passage, split_passages
-from embeddings.store import ARTEFACTS, FORMAT_VERSION, IndexSettings, StoredIndex, load_index, manifest_checksum
+from embeddings.store import (
+    ARTEFACTS,
+    FORMAT_VERSION,
+    IndexSettings,
+    StoredIndex,
+    document_row,
+    load_index,
+    manifest_checksum,
+)
 from embeddings.units import embedding_units
 from embeddings.vectors import VectorIndex
 
@@ -145,7 +153,7 @@ def _sort_by_document(passages: list[Passage], units: np.ndarray, order: dict[st
 
 def _skipped_summary(corpus: Corpus) -> str:
     if not corpus.skipped:
-        return "no .txt or .md files found"
+        return f"no {', '.join(CORPUS_SUFFIXES)} files found"
     return "; ".join(f"{s.path}: {s.reason}" for s in corpus.skipped[:5])
 
 
@@ -164,9 +172,7 @@ def _write_version(index_dir, corpus, passages, units, vectors, encoder, setting
 
 def _write_artefacts(tmp, corpus, passages, units, vectors, encoder, settings) -> None:
     index = VectorIndex.build(vectors, settings.vectors)
-    files.write_jsonl(tmp / "documents.jsonl", (
-        {"path": d.path, "sha256": d.sha256, "meta": asdict(d.meta), "text": d.text} for d in corpus.documents
-    ))
+    files.write_jsonl(tmp / "documents.jsonl", (document_row(d) for d in corpus.documents))
     files.write_jsonl(tmp / "passages.jsonl", (asdict(p) for p in passages))
     for name, array in (("units.npy", units), ("vectors.npy", vectors.astype(np.float32))):
         with open(tmp / name, "wb") as handle:

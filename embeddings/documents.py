@@ -1,8 +1,11 @@
-"""Step 1, documents: read a corpus folder of ``.txt`` / ``.md`` files into ``Document`` values.
+"""Step 1, documents: read a corpus folder of ``.txt`` / ``.md`` / ``.pdf`` / ``.docx`` / ``.html``
+files into ``Document`` values.
 
-The one decision: a file is decoded once, as strict UTF-8, and that exact text is what every offset
-refers to. Files that cannot be indexed (binary, not UTF-8, empty, too big, links leading outside the
-folder, other extensions) are skipped with a reason, never half-read.
+The one decision: a text file is decoded once, as strict UTF-8, and that exact text is what every
+offset refers to; for a PDF, Word or HTML file the text its reader extracts (``embeddings.extract``)
+is the document text, stored with the index, and offsets refer to it. Files that cannot be indexed
+(binary, not UTF-8, empty, too big, encrypted, corrupt, named as another format, links leading
+outside the folder, other extensions) are skipped with a reason, never half-read.
 """
 
 from __future__ import annotations
@@ -15,8 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.errors import CorpusError
+from embeddings.extract.blocks import Section, page_at, section_at
+from embeddings.extract.bounded import BoundedReader, extract_bounded
+from embeddings.extract.formats import (
+    EXTRACTED_SUFFIXES,
+    MAX_BINARY_BYTES,
+    MAX_HTML_BYTES,
+    TEXT_SUFFIXES,
+    expected_kind,
+    sniff,
+)
 
-SUFFIXES = (".txt", ".md")
+CORPUS_SUFFIXES = TEXT_SUFFIXES + EXTRACTED_SUFFIXES  # what a corpus folder may hold
+SUFFIXES = TEXT_SUFFIXES  # what uploads accept while they call read_document_text without name=
 METADATA_FILE = "metadata.json"  # optional: {"file.txt": {"title": ..., "author": ..., ...}}
 MAX_FILE_BYTES = 20 * 1024 * 1024  # larger files are skipped: a corpus is prose, not dumps
 
@@ -32,9 +46,19 @@ class DocumentMeta:
 @dataclass(frozen=True)
 class Document:
     path: str  # POSIX path relative to the corpus folder: the document's identity
-    text: str  # the file decoded as UTF-8, untouched: offsets index into this
+    text: str  # the file decoded as UTF-8, untouched (or a PDF/Word/HTML file's extracted text): offsets index into this
     sha256: str  # of the raw bytes
     meta: DocumentMeta
+    pages: tuple[int, ...] = ()  # PDF: offset in text where each page begins (page_at bisects it); else ()
+    sections: tuple[Section, ...] = ()  # PDF/Word/HTML: the headings and their paths, in text order
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding ``offset`` (a citation's page is that of its start); None if not paged."""
+        return page_at(self.pages, offset)
+
+    def section_at(self, start: int, end: int) -> str | None:
+        """The heading path of ``text[start:end]`` from the file's own headings; None if it has none."""
+        return section_at(self.sections, start, end)
 
 
 @dataclass(frozen=True)
@@ -77,8 +101,8 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Skipped]
                 shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 skipped.append(Skipped(shown, "file name is not valid UTF-8; rename it"))
                 continue
-            if not name.lower().endswith(SUFFIXES):
-                skipped.append(Skipped(rel, f"unsupported file type (only {', '.join(SUFFIXES)})"))
+            if not name.lower().endswith(CORPUS_SUFFIXES):
+                skipped.append(Skipped(rel, f"unsupported file type (only {', '.join(CORPUS_SUFFIXES)})"))
                 continue
             try:
                 real = path.resolve(strict=True)
@@ -103,11 +127,19 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def read_document_text(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> str:
-    """Decode a file's bytes, or raise ``ValueError`` saying why it cannot be indexed."""
+def read_document_text(data: bytes, *, max_bytes: int = MAX_FILE_BYTES, name: str | None = None) -> str:
+    """A file's text (decoded, or extracted when ``name`` is a PDF, Word or HTML file name), or raise
+    ``ValueError`` saying why it cannot be indexed."""
+    if name is not None and expected_kind(name) is not None:
+        if len(data) > max_bytes:
+            raise ValueError(f"file too large ({len(data) / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB)")
+        return extract_bounded(name, data).text
     if len(data) > max_bytes:
         raise ValueError(f"file too large ({len(data) / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB)")
     if b"\x00" in data:
+        found = sniff(data)
+        if found in ("pdf", "docx"):
+            raise ValueError(f"binary file (a {found.upper()}: give it a .{found} name)")
         raise ValueError("binary file (contains NUL bytes)")
     try:
         text = data.decode("utf-8")
@@ -165,6 +197,7 @@ def guess_meta(path: str, text: str) -> DocumentMeta:
 
 
 def make_meta(path: str, text: str, given: dict | None) -> DocumentMeta:
+    """metadata.json's fields where given, else what the text shows (``guess_meta``)."""
     guessed = guess_meta(path, text)
     if not given:
         return guessed
@@ -199,13 +232,21 @@ def same_day(iso: str | None, printed: str | None) -> bool:
     return (int(written.group(3)), _MONTHS.index(written.group(1)) + 1, int(written.group(2))) == (year, month, day)
 
 
-def load_document(root: Path, rel: str, real: Path, metadata: dict[str, dict]) -> Document:
+def load_document(root: Path, rel: str, real: Path, metadata: dict[str, dict], *,
+                  reader: BoundedReader | None = None) -> Document:
+    kind = expected_kind(rel)
+    cap = MAX_FILE_BYTES if kind is None else MAX_HTML_BYTES if kind == "html" else MAX_BINARY_BYTES
     size = real.stat().st_size
-    if size > MAX_FILE_BYTES:  # never read a huge file only to refuse it
-        raise ValueError(f"file too large ({size / 1e6:.1f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
+    if size > cap:  # never read a huge file only to refuse it
+        raise ValueError(f"file too large ({size / 1e6:.1f} MB > {cap / 1e6:.0f} MB)")
     data = real.read_bytes()
-    text = read_document_text(data)
-    return Document(rel, text, file_sha256(data), make_meta(rel, text, metadata.get(rel)))
+    if kind is None:
+        text = read_document_text(data)
+        return Document(rel, text, file_sha256(data), make_meta(rel, text, metadata.get(rel)))
+    extracted = extract_bounded(rel, data, reader=reader)
+    given = {"title": extracted.title, "author": extracted.author} | (metadata.get(rel) or {})
+    meta = make_meta(rel, extracted.text, {k: v for k, v in given.items() if v})
+    return Document(rel, extracted.text, file_sha256(data), meta, extracted.pages, extracted.sections)
 
 
 def load_corpus(root: str | os.PathLike) -> Corpus:
@@ -214,11 +255,12 @@ def load_corpus(root: str | os.PathLike) -> Corpus:
     files, skipped = list_corpus_files(root)
     metadata = load_metadata(root)
     documents = []
-    for rel, real in files:
-        try:
-            documents.append(load_document(root, rel, real, metadata))
-        except ValueError as exc:
-            skipped.append(Skipped(rel, str(exc)))
-        except OSError as exc:
-            skipped.append(Skipped(rel, f"cannot read ({exc.strerror})"))
+    with BoundedReader() as reader:  # one reading process for the PDF, Word and HTML files, if any
+        for rel, real in files:
+            try:
+                documents.append(load_document(root, rel, real, metadata, reader=reader))
+            except ValueError as exc:
+                skipped.append(Skipped(rel, str(exc)))
+            except OSError as exc:
+                skipped.append(Skipped(rel, f"cannot read ({exc.strerror})"))
     return Corpus(root, tuple(documents), tuple(skipped))

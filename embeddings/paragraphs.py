@@ -5,7 +5,9 @@ p.text`` for every passage. Normalisation (NFKC, curly quotes, non-breaking spac
 copies used for matching. Short lines (titles, captions, datelines, bylines, headings) are kept: they
 are glued to the following paragraph (or the previous one at the end of a document) and recorded as
 metadata, so they can be found without becoming useless passages of their own. A paragraph that does
-not fit the embedder's window is split at sentence boundaries into balanced windows.
+not fit the embedder's window is split at sentence boundaries into balanced windows. A PDF, Word or
+HTML document arrives as blank-line separated paragraphs and headings already: its passages take
+their section from the file's own headings and, for a PDF, the page they start on.
 """
 
 from __future__ import annotations
@@ -42,13 +44,16 @@ class Passage:
     title: str = ""
     author: str | None = None
     date: str | None = None
-    section: str | None = None  # the heading this passage sits under, if any
+    section: str | None = None  # the heading this passage sits under, if any ("Chapter 2 › Results" from a file's own headings)
+    page: int | None = None  # PDF: the 1-based page where the passage starts; None for unpaged documents
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
             raise ValueError(f"passage offsets must satisfy 0 <= start < end, got {self.start}, {self.end}")
         if len(self.text) != self.end - self.start:
             raise ValueError(f"passage text length {len(self.text)} != end - start {self.end - self.start}")
+        if self.page is not None and self.page < 1:
+            raise ValueError(f"page must be >= 1, got {self.page}")
 
 
 def normalize(text: str) -> str:
@@ -249,7 +254,8 @@ def split_passages(
                     title=meta.title,
                     author=meta.author,
                     date=meta.date,
-                    section=section,
+                    section=document.section_at(s, e) if document.sections else section,
+                    page=document.page_at(s),
                 )
             )
     return passages

@@ -9,8 +9,9 @@ Layout of an index directory::
     CURRENT              name of the live version folder
     .lock                held by the one process writing
     v-<ns>/manifest.json format, embedder, settings, corpus file checksums, artefact checksums
-    v-<ns>/documents.jsonl   every document's path, checksum, metadata and exact text
-    v-<ns>/passages.jsonl    one passage a line, with offsets and metadata
+    v-<ns>/documents.jsonl   every document's path, checksum, metadata and exact text (extracted
+                         text for PDF/Word/HTML), page starts and headings ([start, end, path])
+    v-<ns>/passages.jsonl    one passage a line, with offsets, metadata, section and page
     v-<ns>/units.npy     (n_units, 3) int64: passage row, start, end of each embedded unit
     v-<ns>/vectors.npy   (n_units, dim) float32, L2-normalised
     v-<ns>/index.faiss   the searchable index over vectors.npy
@@ -31,13 +32,15 @@ import numpy as np
 from embeddings.documents import Document, DocumentMeta, list_corpus_files
 from embeddings.encoder import Encoder
 from embeddings.errors import IndexCorrupt, IndexNotFound, IndexOutOfDate
+from embeddings.extract.blocks import Section
 from embeddings.files import read_jsonl, sha256_file
 from embeddings.paragraphs import Passage
 from embeddings.vectors import VectorIndex, VectorSettings
 
 # 2: sentences no longer end inside "then-U.S."; 3: a date from metadata.json is kept as the text
-# prints it. Older indexes are rebuilt on first use.
-FORMAT_VERSION = 3
+# prints it; 4: PDF, Word and HTML files: documents carry page starts and headings, passages a page.
+# Older indexes are rebuilt on first use.
+FORMAT_VERSION = 4
 ARTEFACTS = ("documents.jsonl", "passages.jsonl", "units.npy", "vectors.npy", "index.faiss")
 INDEX_KINDS = ("flat", "hnsw")
 _VERSION_NAME = re.compile(r"v-\d+")  # what CURRENT may hold: a version folder's name, nothing else
@@ -71,6 +74,24 @@ class StoredIndex:
     def embedder(self) -> str:
         return self.manifest["embedder"]["name"]
 
+
+
+def document_row(document: Document) -> dict:
+    """One line of documents.jsonl; ``document_from_row`` reads it back."""
+    row = {"path": document.path, "sha256": document.sha256, "meta": asdict(document.meta), "text": document.text}
+    if document.pages:
+        row["pages"] = list(document.pages)
+    if document.sections:
+        row["sections"] = [[s.start, s.end, s.path] for s in document.sections]
+    return row
+
+
+def document_from_row(row: dict) -> Document:
+    return Document(
+        row["path"], row["text"], row["sha256"], DocumentMeta(**row["meta"]),
+        pages=tuple(int(p) for p in row.get("pages", ())),
+        sections=tuple(Section(int(s), int(e), str(path)) for s, e, path in row.get("sections", ())),
+    )
 
 
 def rebuild_hint(index_dir: str | os.PathLike, corpus: str | None = None) -> str:
@@ -137,7 +158,7 @@ def _load_version(index_dir: Path, version: Path) -> StoredIndex:
                 raise IndexCorrupt(f"index file {version / name} was modified or truncated; {rebuild}")
         documents = {}
         for row in read_jsonl(version / "documents.jsonl"):
-            documents[row["path"]] = Document(row["path"], row["text"], row["sha256"], DocumentMeta(**row["meta"]))
+            documents[row["path"]] = document_from_row(row)
         passages = [Passage(**row) for row in read_jsonl(version / "passages.jsonl")]
         units = np.load(version / "units.npy", allow_pickle=False)
         vectors = np.load(version / "vectors.npy", allow_pickle=False)

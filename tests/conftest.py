@@ -177,3 +177,16 @@ def browser():
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def format_files(tmp_path_factory) -> dict[str, Path]:
+    """Real PDF, Word and HTML files, good and bad (``tests/format_files.py``), built once a session.
+
+    Skips when Debian's chromium, which prints the PDFs, is missing (the CI installs it first).
+    """
+    import format_files as builders
+
+    if not builders.CHROMIUM.exists():
+        pytest.skip("the PDF fixtures are printed by /usr/bin/chromium: apt-get install chromium")
+    return builders.build_all(tmp_path_factory.mktemp("formats"))
