@@ -9,9 +9,10 @@ refuses before the model is even asked.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
+from embeddings.documents import Document
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
 from qa.errors import InvalidArgument, check_positive_whole
@@ -20,7 +21,7 @@ from qa.prompting.messages import build_messages
 from qa.prompting.snippets import Snippet, select_snippets
 from qa.prompting.styles import STYLES
 from qa.retrieve import Hit, Retriever, check_k, clean_question
-from qa.types import REFUSAL, Answer, Retrieved, StreamEvent, Timings, Token
+from qa.types import REFUSAL, Answer, Citation, Retrieved, StreamEvent, Timings, Token
 
 # Tokens of passage text in the prompt, per answer style, when the settings do not say: the
 # speed/accuracy dial, since the first token waits for every prompt token (docs/DESIGN.md, step 8).
@@ -110,5 +111,13 @@ def stream_answer(
 
     checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)
-    yield finish(checked.text, raw, checked.refused, checked.citations, checked.notes, first_token,
+    citations = located(checked.citations, retriever.stored.documents)
+    yield finish(checked.text, raw, checked.refused, citations, checked.notes, first_token,
                  n_prompt, generator.count_tokens(raw) if raw else 0)
+
+
+def located(citations: Sequence[Citation], documents: Mapping[str, Document]) -> list[Citation]:
+    """Each citation with the page of its start (PDFs) and the heading path it sits under, from its
+    document's own layout: "p. 12 · Results"."""
+    return [replace(c, page=documents[c.doc].page_at(c.start), section=documents[c.doc].section_at(c.start, c.end))
+            if c.doc in documents else c for c in citations]

@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from embeddings.documents import SUFFIXES, Document, read_document_text
+from embeddings.documents import CORPUS_SUFFIXES, Document, read_document_text
 from embeddings.encoder import Encoder
 from embeddings.packaged import cache_dir
 from qa.errors import QAError
@@ -28,7 +28,7 @@ from qa.generation.base import Generator
 from qa.pipeline import Pipeline
 from qa.settings import SEEDS, Settings
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # per file
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # per file: a long PDF report fits
 MAX_COLLECTION_FILES = 50  # files in one upload collection, old and new together
 SEED_EXAMPLES = (  # shown for the seed corpus; other collections get questions from their titles
     "Who was Macron's special envoy for the strategic dialogue with Russia?",
@@ -71,9 +71,9 @@ def collection_slug(name: str) -> str:
 def check_upload(name: str, data: bytes) -> tuple[str, str]:
     """(safe file name, text) of an uploaded file, or ``ValueError`` saying why it cannot be indexed."""
     filename = safe_filename(name)
-    if not filename.endswith(SUFFIXES):
-        raise ValueError(f"only {' and '.join(SUFFIXES)} files can be indexed")
-    return filename, read_document_text(data, max_bytes=MAX_UPLOAD_BYTES)
+    if not filename.endswith(CORPUS_SUFFIXES):
+        raise ValueError(f"only {', '.join(CORPUS_SUFFIXES)} files can be indexed")
+    return filename, read_document_text(data, max_bytes=MAX_UPLOAD_BYTES, name=filename)
 
 
 # ----------------------------------------------------------------------------------- collections
@@ -107,7 +107,7 @@ class Library:
         folder = self.uploads_dir / name
         if not folder.is_dir():
             return []
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(CORPUS_SUFFIXES))
 
     def generator(self, model: str) -> Generator:
         with self._lock:
@@ -134,6 +134,18 @@ class Library:
     def documents(self, collection: str) -> Mapping[str, Document]:
         return self.pipeline(collection).index.documents
 
+    def source_file(self, collection: str, doc: str) -> Path:
+        """The original file of an indexed document, inside its collection's folder (read-only use);
+        ``QAError`` for a document the collection's index does not hold or a path that leaves it."""
+        pipeline = self.pipeline(collection)
+        if doc not in pipeline.index.documents:
+            raise QAError(f"no document {doc!r} in collection {collection!r}")
+        root = pipeline.settings.corpus.resolve()
+        path = (root / doc).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise QAError(f"the file of {doc!r} is not in collection {collection!r} any more")
+        return path
+
     def examples(self, collection: str) -> list[str]:
         """A few questions to try: curated for the seed corpus, from document titles otherwise."""
         if collection == self.main and self.settings.corpus.resolve() == SEEDS.resolve():
@@ -141,11 +153,13 @@ class Library:
         titles = [doc.meta.title for doc in self.documents(collection).values()][:3]
         return [f"What does “{title}” say?" for title in titles]
 
-    def add_files(self, collection: str, paths: Sequence[Path],
-                  progress: Callable[[int, int], None] | None = None) -> tuple[str, list[str], list[str]]:
+    def add_files(self, collection: str, paths: Sequence[Path], progress: Callable[[int, int], None] | None = None,
+                  reading: Callable[[int, int, str], None] | None = None) -> tuple[str, list[str], list[str]]:
         """Copy the uploaded files that can be indexed into an upload collection and (re)index it.
 
-        Returns (collection name, added file names, ``"name: reason"`` for each file left out).
+        ``reading(i, n, name)`` is called before each file is read and checked (PDF, Word and HTML files
+        are extracted then), ``progress(done, total)`` while passages are embedded. Returns (collection
+        name, added file names, ``"name: reason"`` for each file left out).
         """
         name = collection_slug(collection)
         if name == self.main:
@@ -153,7 +167,9 @@ class Library:
         existing = {p.name for p in self._files(name)}
         accepted: dict[str, bytes] = {}
         rejected: list[str] = []
-        for path in map(Path, paths):
+        for i, path in enumerate(map(Path, paths)):
+            if reading is not None:
+                reading(i, len(paths), path.name)
             try:
                 if path.stat().st_size > MAX_UPLOAD_BYTES:
                     raise ValueError(f"larger than {MAX_UPLOAD_BYTES // 2**20} MB")

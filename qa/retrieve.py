@@ -61,8 +61,9 @@ class Hit:
     def to_dict(self) -> dict:
         """The JSON shape of FORMAT.md: ``{rank, doc, passage_id, start, end, score, text}``."""
         p = self.passage
-        return {"rank": self.rank, "doc": p.doc, "passage_id": p.id, "start": p.start, "end": p.end,
-                "score": round(self.score, 6), "text": p.text}
+        shown = {"rank": self.rank, "doc": p.doc, "passage_id": p.id, "start": p.start, "end": p.end,
+                 "score": round(self.score, 6), "text": p.text}
+        return shown | ({"page": p.page} if p.page else {})
 
 
 def clean_question(question: str) -> str:

@@ -23,6 +23,8 @@ class Citation:
     text: str  # == document[start:end]
     passage_start: int = 0  # the whole passage the span sits in (for showing context)
     passage_end: int = 0
+    page: int | None = None  # PDF: the 1-based page of the span's start
+    section: str | None = None  # the heading path the span sits under, if the document has headings
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -31,8 +33,15 @@ class Citation:
             raise ValueError(f"citation span [{self.start}:{self.end}] does not fit its text of {len(self.text)} chars")
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "doc": self.doc, "passage_id": self.passage_id, "start": self.start,
-                "end": self.end, "text": self.text}
+        """The results-file shape of FORMAT.md; ``page`` and ``section`` only where the document has them."""
+        shown = {"n": self.n, "doc": self.doc, "passage_id": self.passage_id, "start": self.start,
+                 "end": self.end, "text": self.text}
+        return shown | {key: value for key, value in (("page", self.page), ("section", self.section)) if value}
+
+    @property
+    def where(self) -> str:
+        """Where the span is, as a reader cites it: "p. 12 · Results", "p. 3", or ""."""
+        return " · ".join(x for x in (self.page and f"p. {self.page}", self.section) if x)
 
 
 @dataclass(frozen=True)

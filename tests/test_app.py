@@ -201,7 +201,7 @@ def test_adding_files_to_a_collection_reindexes_it(library: Library, tmp_path: P
 
 
 def test_an_upload_with_nothing_indexable_is_refused_with_reasons(library: Library, tmp_path: Path):
-    with pytest.raises(UploadRejected, match=r"photo\.png: only \.txt and \.md"):
+    with pytest.raises(UploadRejected, match=r"photo\.png: only \.txt, \.md, \.pdf, \.docx, \.html, \.htm files"):
         library.add_files("x", [write(tmp_path, "photo.png", b"\x89PNG")])
     assert library.collections() == [library.main]
 
@@ -350,11 +350,12 @@ def test_the_upload_handler_reports_what_was_indexed(ui: handlers.Handlers, tmp_
     paths = [str(write(tmp_path, "garden.md", GARDEN)), str(write(tmp_path, "x.pdf", b"%PDF"))]
     selector, report, files = ui.upload(paths, "Garden", progress=lambda *a, **k: None)
     assert selector["value"] == "garden" and "garden" in selector["choices"]
-    assert "Indexed 1 file(s) into **garden**: garden.md" in report and "x.pdf: only .txt and .md" in report
+    assert "Indexed 1 file(s) into **garden**: garden.md" in report and "x.pdf: not a PDF" in report
     assert files is None
 
 
-@pytest.mark.parametrize(("names", "reason"), [([], "choose one or more"), (["x.pdf"], "x.pdf: only .txt and .md")])
+@pytest.mark.parametrize(("names", "reason"), [([], "choose one or more"), (["x.pdf"], "x.pdf: not a PDF"),
+                                              (["x.pptx"], "x.pptx: only .txt, .md, .pdf")])
 def test_a_rejected_upload_is_reported_in_the_page(ui: handlers.Handlers, tmp_path: Path, names, reason):
     paths = [str(write(tmp_path, name, b"%PDF")) for name in names]
     with pytest.warns(UserWarning, match=reason):  # outside a request, gradio's toast is a warning

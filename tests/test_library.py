@@ -30,7 +30,8 @@ def test_safe_filename_refuses_names_with_nothing_left(name):
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("paper.pdf", b"%PDF-1.4 text", "only .txt and .md"),
+        ("paper.pdf", b"%PDF-1.4 text", "corrupt or truncated PDF"),
+        ("slides.pptx", b"PK\x03\x04", "only .txt, .md, .pdf, .docx, .html, .htm files"),
         ("notes.txt", b"caf\xe9 latin-1", "not UTF-8"),
         ("notes.txt", b"", "empty"),
         ("notes.md", b" \n\t \n", "empty"),

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from qa.citation.claims import withheld_draft
 from qa.cli.eval import add_eval_command
-from qa.errors import QAError
+from qa.errors import InvalidArgument, QAError
 from qa.pipeline import Pipeline
 from qa.settings import BACKENDS, Settings
 from qa.types import Answer, Token
@@ -84,7 +84,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("no passages: the corpus is empty")
     for hit in hits:
         p = hit.passage
-        where = f"{p.doc} [{p.start}:{p.end}]" + (f" · {p.section}" if p.section else "")
+        where = " · ".join([f"{p.doc} [{p.start}:{p.end}]", *(x for x in (p.page and f"p. {p.page}", p.section) if x)])
         print(f"{hit.rank}. {where}  score {hit.score:.4f}")
         print("   " + " ".join(p.text.split())[:400] + ("…" if len(p.text) > 400 else ""))
     return 0
@@ -128,7 +128,24 @@ def print_sources(answer: Answer) -> None:
         return
     print("\nsources:")
     for c in answer.citations:
-        print(f"  [{c.n}] {c.doc} [{c.start}:{c.end}]  “" + " ".join(c.text.split()) + "”")
+        where = f", {c.where}" if c.where else ""
+        print(f"  [{c.n}] {c.doc}{where} [{c.start}:{c.end}]  “" + " ".join(c.text.split()) + "”")
+
+
+def cmd_text(args: argparse.Namespace) -> int:
+    """The exact text of an indexed document, as every offset refers to it (a PDF's, Word or HTML
+    file's extracted text); with --json, also its pages' start offsets and its headings."""
+    document = _pipeline(args).index.documents.get(args.doc)
+    if document is None:
+        raise InvalidArgument(f"no indexed document {args.doc!r}; `qa search` shows the documents' paths")
+    if args.json:
+        print(json.dumps({"doc": document.path, "title": document.meta.title, "text": document.text,
+                          "pages": list(document.pages),
+                          "sections": [{"start": s.start, "end": s.end, "path": s.path} for s in document.sections]},
+                         ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(document.text if document.text.endswith("\n") else document.text + "\n")
+    return 0
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, default=argparse.SUPPRESS) -> None:
@@ -169,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (a results line of the eval format)")
     p.add_argument("--short", action="store_true", help="answer with only the words that answer, no sentence")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("text", help="print an indexed document's exact text (what citation offsets refer to)")
+    add_common_options(p)
+    p.add_argument("doc", help="the document's path inside the corpus folder, as citations name it")
+    p.add_argument("--json", action="store_true", help="also its pages' start offsets and its headings")
+    p.set_defaults(func=cmd_text)
 
     add_common_options(add_eval_command(sub))
     return parser

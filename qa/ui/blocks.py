@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from embeddings.documents import SUFFIXES
+from embeddings.documents import CORPUS_SUFFIXES
 from qa.library import MAX_COLLECTION_FILES, MAX_UPLOAD_BYTES, Library
 from qa.ui.handlers import Handlers
 
@@ -28,6 +28,8 @@ CSS = """
 #sources mark { background: #fde68a; color: inherit; padding: 0 1px; }
 #sources .open-doc, #sources .scores, #sources .timing, #sources .searched { font-size: 0.82em; opacity: 0.85; }
 #sources .refusal { font-weight: 600; }
+#sources .where { font-size: 0.85em; font-weight: 600; opacity: 0.8; margin-bottom: 4px; }
+#sources .pdf-page img { width: 100%; margin-top: 6px; border: 1px solid var(--border-color-primary); }
 #sources details.withheld { font-size: 0.88em; opacity: 0.9; margin: 4px 0 10px; }
 #sources details.withheld > summary { cursor: pointer; }
 #sources details.turn > summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
@@ -87,11 +89,12 @@ def create_app(library: Library) -> gr.Blocks:
                                     visible=len(library.models) > 1)
                 show_scores = gr.Checkbox(False, label="Show retrieval scores")
         with gr.Accordion("Add your own documents", open=False):
-            gr.Markdown(f"Upload `.txt` or `.md` files (UTF-8, at most {MAX_UPLOAD_BYTES // 2**20} MB each, "
+            gr.Markdown(f"Upload PDF (with a text layer), Word `.docx`, HTML, `.txt` or `.md` files (at most "
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB each, "
                         f"{MAX_COLLECTION_FILES} per collection). They go into a separate collection; "
                         f"**{library.main}** is never changed.")
             with gr.Row():
-                files = gr.File(file_count="multiple", file_types=list(SUFFIXES), type="filepath",
+                files = gr.File(file_count="multiple", file_types=list(CORPUS_SUFFIXES), type="filepath",
                                 label="Files", scale=3)
                 with gr.Column(scale=2):
                     upload_name = gr.Textbox("my-documents", label="Collection name")

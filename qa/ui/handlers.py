@@ -145,11 +145,12 @@ class Handlers:
         """Index uploaded files into a collection and select it; say plainly what was left out."""
         try:
             if not paths:
-                raise UploadRejected("choose one or more .txt or .md files first")
+                raise UploadRejected("choose one or more documents first (PDF, Word, HTML, text or Markdown)")
             progress(0, desc="Indexing your files")
             collection, added, rejected = self.library.add_files(
                 name, [Path(p) for p in paths],
-                progress=lambda done, total: progress((done, total), desc="Embedding passages"))
+                progress=lambda done, total: progress((done, total), desc="Embedding passages"),
+                reading=lambda i, n, file: progress((i, n), desc=f"Reading {file} ({i + 1} of {n})"))
         except QAError as exc:  # a rejected upload is a message, not a broken page
             gr.Warning(str(exc))
             return gr.skip(), f"**Nothing was indexed:** {html.escape(str(exc), quote=False)}", gr.skip()

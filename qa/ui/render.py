@@ -62,6 +62,22 @@ def document_url(collection: str, doc: str, start: int, end: int) -> str:
     return f"document/{quote(collection, safe='')}/{quote(doc)}?start={start}&end={end}#cited"
 
 
+def page_url(collection: str, doc: str, page: int, start: int, end: int) -> str:
+    """Relative link to a PDF page rendered by the app, with the span ``start:end`` of the document's
+    stored text marked on it."""
+    return f"page/{quote(collection, safe='')}/{quote(doc)}?page={page}&start={start}&end={end}"
+
+
+def render_page_view(c: Citation, *, collection: str, document: Document | None) -> str:
+    """For a PDF citation: the real page, rendered by the app, with the cited sentence's boxes marked."""
+    if document is None or not document.pages or not c.page:
+        return ""
+    url = html.escape(page_url(collection, c.doc, c.page, c.start, c.end))
+    return (f'<a class="pdf-page" href="{url}" target="_blank" rel="noopener">'
+            f'<img loading="lazy" src="{url}" alt="page {c.page} of {html.escape(c.doc)}, the cited sentence marked">'
+            "</a>")
+
+
 def _byline(document: Document | None, fallback: str) -> str:
     if document is None:
         return f"<b>{html.escape(fallback)}</b>"
@@ -85,9 +101,10 @@ def render_citation(c: Citation, *, turn: int, collection: str, documents: Mappi
         passage = tidy(highlight(document.text, c.start, c.end, lo=c.passage_start, hi=c.passage_end or c.end))
     else:  # no document text to show context from: the cited sentence alone
         passage = f"<mark>{html.escape(c.text)}</mark>"
+    where = f'<div class="where">{html.escape(c.where)}</div>' if c.where else ""
     return (f'<div class="source" id="{cite_id(turn, c.n)}"><div class="source-head">'
-            f'<span class="marker">[{c.n}]</span> {_byline(document, c.doc)}</div>'
-            f'<div class="passage">{passage}</div>'
+            f'<span class="marker">[{c.n}]</span> {_byline(document, c.doc)}</div>{where}'
+            f'<div class="passage">{passage}</div>{render_page_view(c, collection=collection, document=document)}'
             f'<a class="open-doc" href="{html.escape(document_url(collection, c.doc, c.start, c.end))}" '
             f'target="_blank" rel="noopener">Open the whole document at this sentence ↗</a>'
             f"{_scores(hit) if show_scores else ''}</div>")

@@ -14,7 +14,7 @@ import sys
 
 import gradio as gr
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from qa.errors import QAError
@@ -54,6 +54,33 @@ def document_page(library: Library) -> Route:
     return Route("/document/{collection}/{doc:path}", page)
 
 
+def pdf_page(library: Library) -> Route:
+    """``GET /page/<collection>/<doc>?page=&start=&end=``: one page of an indexed PDF as PNG, rendered
+    from the collection's own file (read-only, path checked), with ``start:end`` of its stored text
+    marked. A PDF changed since it was indexed is refused rather than marked in the wrong place."""
+    from embeddings.pdfpage import render_page
+
+    def page(request: Request) -> Response:
+        collection, doc = request.path_params["collection"], request.path_params["doc"]
+        try:
+            document = library.documents(collection).get(doc)
+            number = int(request.query_params.get("page", 1))
+            start, end = int(request.query_params.get("start", 0)), int(request.query_params.get("end", 0))
+            if document is None or not document.pages:
+                raise QAError(f"no PDF {doc!r} in collection {collection!r}")
+            path = library.source_file(collection, doc)
+        except (QAError, ValueError):
+            return Response("no such PDF page in this collection", status_code=404, media_type="text/plain")
+        span = (max(0, start), min(end, len(document.text))) if start < end else None
+        try:
+            png = render_page(path, number, highlight=span, expected_text=document.text)
+        except ValueError as exc:  # a page out of range, or the file changed since it was indexed
+            return Response(str(exc), status_code=409, media_type="text/plain")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+    return Route("/page/{collection}/{doc:path}", page)
+
+
 def serve(demo: gr.Blocks, library: Library, *, host: str = "127.0.0.1", port: int = 7860,
           block: bool = True, quiet: bool = False):
     """Launch on ``host:port``: queued, no share link, nothing fetched from outside."""
@@ -61,7 +88,7 @@ def serve(demo: gr.Blocks, library: Library, *, host: str = "127.0.0.1", port: i
     return demo.launch(
         server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=quiet,
         theme=THEME, css=CSS, head=HEAD, ssr_mode=False, show_error=False, footer_links=["api", "settings"],
-        max_file_size=MAX_UPLOAD_BYTES, app_kwargs={"routes": [document_page(library)]},
+        max_file_size=MAX_UPLOAD_BYTES, app_kwargs={"routes": [document_page(library), pdf_page(library)]},
     )
 
 
