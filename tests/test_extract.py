@@ -208,3 +208,15 @@ def test_uploads_check_formats_by_name(format_files):
     assert fx.PAGE3_SENTENCE in read_document_text(data, name="report.pdf")
     with pytest.raises(ValueError, match="binary file"):
         read_document_text(data)  # no name: read as text, as before
+
+
+def test_pdf_layout_breaks_paragraphs_at_wide_gaps_and_joins_hyphenated_words():
+    from embeddings.extract.pdf import Line, layout
+
+    def line(n: int, text: str, top: float, size: float = 10.0) -> Line:
+        return Line(page=1, origin=n * 100, text=text, size=size, top=top, bottom=top - 10)
+
+    lines = [line(0, "Big title", 700, size=20), line(1, "The first para-", 680), line(2, "graph goes on here.", 665),
+             line(3, "A second paragraph", 640), line(4, "after a wide gap.", 625)]  # 0.5 vs 1.5 line heights apart
+    text = assemble(layout(lines)).text
+    assert text == "Big title\n\nThe first paragraph goes on here.\n\nA second paragraph after a wide gap."

@@ -28,9 +28,9 @@ class Line:
     page: int  # 1-based
     origin: int  # pdfium char index of text[0]
     text: str  # one to one with the page's chars from origin; a hyphen marker is "\x02"
-    size: float  # font size of its first visible character
-    top: float  # loose box, PDF units (y grows upwards)
-    bottom: float
+    size: float  # font size of most of its characters (a few sampled)
+    top: float  # of its first character's loose box, PDF units (y grows upwards)
+    bottom: float  # of its last character's
 
 
 def open_pdf(data: bytes):
@@ -75,9 +75,12 @@ def page_lines(textpage, page: int) -> list[Line]:
         if not stripped or stripped == "\x02":
             continue
         origin = match.start() + len(match.group()) - len(match.group().lstrip())
-        left, bottom, right, top = textpage.get_charbox(origin, loose=True)
-        size = raw.FPDFText_GetFontSize(textpage, origin)
-        lines.append(Line(page, origin, stripped, round(size, 1), top, bottom))
+        visible = [origin + i for i, ch in enumerate(stripped) if not ch.isspace()]
+        top = textpage.get_charbox(origin, loose=True)[3]
+        bottom = textpage.get_charbox(visible[-1], loose=True)[1]  # pdfium may join two lines at a hyphen
+        samples = visible[:: max(1, len(visible) // 5)]  # a few characters: a word in code font is not the line's size
+        size = Counter(round(raw.FPDFText_GetFontSize(textpage, i), 1) for i in samples).most_common(1)[0][0]
+        lines.append(Line(page, origin, stripped, size, top, bottom))
     return lines
 
 
@@ -152,10 +155,11 @@ def extract_pdf(data: bytes) -> Extracted:
 
 def layout(lines: list[Line]) -> list[Block]:
     """Lines in reading order -> paragraphs and headings. A paragraph ends at a vertical gap wider
-    than half a line, a line that starts higher (a new column), a change of font size or a heading;
+    than ``paragraph_gap``, a line that starts higher (a new column), a change of font size or a heading;
     it goes on across a page break unless the page's last line ended a sentence."""
     body = body_size(lines)
     heading_sizes = sorted({line.size for line in lines if _is_heading(line, body)}, reverse=True)
+    break_gap = paragraph_gap(lines)
     blocks: list[Block] = []
     pieces: list[Piece] = []
     heading = 0
@@ -165,8 +169,7 @@ def layout(lines: list[Line]) -> list[Block]:
         if prev is None or level or heading:
             new_block = True
         elif prev.page == line.page:
-            height = max(1.0, line.top - line.bottom)
-            new_block = (prev.bottom - line.top > 0.5 * height or line.top > prev.top
+            new_block = (_gap(prev, line) > break_gap or line.top > prev.top
                          or abs(line.size - prev.size) > 0.1 * prev.size)
         else:
             new_block = prev.text.endswith(_TERMINAL) and not line.text[:1].islower()
@@ -184,6 +187,19 @@ def layout(lines: list[Line]) -> list[Block]:
     if pieces:
         blocks.append(Block(tuple(pieces), heading=heading))
     return blocks
+
+
+def paragraph_gap(lines: list[Line]) -> float:
+    """The gap between two lines (in line heights) above which a new paragraph starts: the usual gap
+    between lines of the same size in this document (its median: most lines are inside paragraphs)
+    plus 0.4, and at least 0.5. Measured on two Debian manuals, lines of a paragraph sit 0.4-0.7
+    apart and paragraphs 1.0 or more."""
+    gaps = sorted(_gap(a, b) for a, b in zip(lines, lines[1:]) if a.page == b.page and a.size == b.size and b.top <= a.top)
+    return max(0.5, gaps[len(gaps) // 2] + 0.4) if gaps else 0.5
+
+
+def _gap(upper: Line, lower: Line) -> float:
+    return (upper.bottom - lower.top) / max(1.0, lower.top - lower.bottom)
 
 
 def _hyphenated(end_of_line: str, next_line: str) -> bool:
