@@ -58,6 +58,7 @@ def pdf_page(library: Library) -> Route:
     """``GET /page/<collection>/<doc>?page=&start=&end=``: one page of an indexed PDF as PNG, rendered
     from the collection's own file (read-only, path checked), with ``start:end`` of its stored text
     marked. A PDF changed since it was indexed is refused rather than marked in the wrong place."""
+    from embeddings.documents import file_sha256
     from embeddings.pdfpage import render_page
 
     def page(request: Request) -> Response:
@@ -73,6 +74,8 @@ def pdf_page(library: Library) -> Route:
             return Response("no such PDF page in this collection", status_code=404, media_type="text/plain")
         span = (max(0, start), min(end, len(document.text))) if start < end else None
         try:
+            if file_sha256(path.read_bytes()) != document.sha256:
+                raise ValueError("the PDF changed since it was indexed; index it again to see its pages")
             png = render_page(path, number, highlight=span, expected_text=document.text)
         except ValueError as exc:  # a page out of range, or the file changed since it was indexed
             return Response(str(exc), status_code=409, media_type="text/plain")
