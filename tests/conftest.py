@@ -76,13 +76,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(log: Path, *, env: dict | None = None, start_timeout_s: float = 900) -> Iterator[tuple[str, int]]:
+def running_app(log: Path, *, env: dict | None = None, start_timeout_s: float = 900,
+                args: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
     """``python app.py`` on a free loopback port, as a user starts it: yields (url, port) once the page
     answers (the first start builds the index and loads the model), stops the server afterwards.
     Fails with the end of the app's log if it exits or never answers."""
     port = free_port()
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
+        process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))

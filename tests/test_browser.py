@@ -100,3 +100,46 @@ def test_a_question_the_documents_cannot_answer_is_refused_with_the_closest_pass
     assert page.locator("#sources .refusal").is_visible()
     assert page.locator("#sources .source.retrieved").count() >= 1
     assert page.locator('#chat a[href^="#cite-"]').count() == 0
+
+
+# Counts the marked (yellow) pixels of the PDF page the active source card shows, drawn into a canvas.
+MARKED_PIXELS = """async (img) => {
+  if (!img.complete) await new Promise((done) => { img.onload = done; img.onerror = done; });
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(img, 0, 0);
+  const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let marked = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] > 200 && data[i + 1] > 150 && data[i + 2] < 150) marked++;
+  return {width: img.naturalWidth, marked};
+}"""
+
+
+@pytest.fixture(scope="module")
+def pdf_server(tmp_path_factory, format_files) -> Iterator[str]:
+    corpus = tmp_path_factory.mktemp("reports")
+    shutil.copy(format_files["report.pdf"], corpus / "report.pdf")
+    env = {**os.environ, "QA_INDEX_DIR": str(tmp_path_factory.mktemp("pdf-index"))}
+    with running_app(tmp_path_factory.mktemp("pdf-app") / "app.log", env=env, start_timeout_s=START_TIMEOUT_S,
+                     args=("--corpus", str(corpus))) as (url, _):
+        yield url
+
+
+def test_a_pdf_citation_shows_the_real_page_with_the_sentence_marked(browser, pdf_server: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(pdf_server)
+    page.wait_for_selector("#chat", timeout=60_000)
+    answer = ask(page, "What colour was the harbour lighthouse painted in 1987?", 1)
+    assert "blue" in answer.lower()
+    page.locator('#chat a[href^="#cite-1-"]').first.click()
+    card = page.locator("#sources .source.active")
+    card.wait_for(timeout=10_000)
+    assert "p. 2" in card.locator(".where").inner_text()
+    image = card.locator("a.pdf-page img")
+    assert "page=2" in image.get_attribute("src") and "start=" in image.get_attribute("src")
+    image.scroll_into_view_if_needed()
+    shown = image.evaluate(MARKED_PIXELS)
+    context.close()
+    assert shown["width"] > 500 and shown["marked"] > 500, shown

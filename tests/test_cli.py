@@ -72,3 +72,35 @@ def test_a_refusal_prints_why_the_models_draft_was_withheld(capsys):
     assert "the model's draft 'Roadmap [1].' was withheld:" in out and "  - dropped a sentence" in out
     print_sources(Answer("Who?", REFUSAL, (), (), True, raw_text=REFUSAL, notes=("the model declined",)))
     assert "withheld" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (["--index-dir", "X", "index", "DIR"], ["index", "DIR", "--index-dir", "X"]),
+    (["--corpus", "c", "--embedder", "e", "search", "Who?"], ["search", "Who?", "--embedder", "e", "--corpus", "c"]),
+    (["--json", "-k", "3", "search", "Who?"], ["search", "Who?", "--json", "-k", "3"]),
+    (["--model", "small", "--short", "ask", "Who?"], ["ask", "Who?", "--short", "--model", "small"]),
+    (["--limit", "2", "eval", "q.jsonl", "--corpus", "c"], ["eval", "q.jsonl", "--corpus", "c", "--limit", "2"]),
+    (["--index-dir", "X", "text", "a.pdf"], ["text", "a.pdf", "--index-dir", "X"]),
+])
+def test_options_work_before_and_after_the_command(before, after):
+    from qa.cli.main import build_parser, command_first
+
+    parser = build_parser()
+    parsed = [vars(parser.parse_args(command_first(parser, argv))) for argv in (before, after)]
+    assert parsed[0] == parsed[1]
+    assert parsed[0]["command"] == after[0]
+
+
+def test_an_option_value_that_names_a_command_is_not_taken_for_the_command():
+    from qa.cli.main import build_parser, command_first
+
+    parser = build_parser()
+    args = parser.parse_args(command_first(parser, ["--corpus", "index", "search", "Who?"]))
+    assert args.command == "search" and args.corpus == "index" and args.question == "Who?"
+
+
+def test_index_takes_its_folder_and_the_index_folder_in_either_order(tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"a.txt": PARA.format("Alpha")})
+    done = run_qa("index", str(corpus), "--index-dir", str(tmp_path / "idx"), "--embedder", "all-MiniLM-L6-v2")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "idx" / "CURRENT").is_file() and "indexed 1 documents" in done.stdout

@@ -197,6 +197,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_first(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with the options typed before the command moved after it, so that every option works
+    on either side (each command accepts the global ones too): ``qa --json search x`` is ``qa search
+    --json x``, ``qa --index-dir X index DIR`` is ``qa index --index-dir X DIR``.
+
+    >>> command_first(build_parser(), ["--index-dir", "X", "index", "DIR"])
+    ['index', '--index-dir', 'X', 'DIR']
+    >>> command_first(build_parser(), ["ask", "--json", "Who?"])
+    ['ask', '--json', 'Who?']
+    """
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    takes_value = {option for command in (parser, *commands.values()) for action in command._actions
+                   if action.nargs != 0 for option in action.option_strings}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            break
+        if token in commands:
+            return [token, *argv[:i], *argv[i + 1:]]
+        if token.startswith("-") and "=" not in token and token in takes_value:
+            i += 1  # its value, which may look like a command name ("--corpus index")
+        elif not token.startswith("-"):
+            break  # a stray word before any command: argparse says what is wrong
+        i += 1
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -207,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(command_first(parser, sys.argv[1:] if argv is None else list(argv)))
     try:
         return args.func(args)
     except BrokenPipeError:
