@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from qa.cite import withheld_draft
+from qa.distributed import add_ray_options
 from qa.errors import QAError
 from qa.evaluate import add_eval_command
 from qa.pipeline import Pipeline
@@ -66,7 +67,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.corpus_dir:
         args.corpus = args.corpus_dir
     pipeline = _pipeline(args)
-    stored = pipeline.build_index(rebuild=args.rebuild, progress=_progress_bar("embedding"))
+    if args.ray is not None:  # embed on a Ray cluster (embeddings/distributed.py); the same index results
+        from embeddings.distributed import build_index_on_ray, ray_address
+
+        s = pipeline.settings
+        stored, stats = build_index_on_ray(s.corpus, s.resolved_index_dir, embedder=s.embedder, settings=s.index,
+                                           rebuild=args.rebuild, address=ray_address(args.ray),
+                                           actors=args.ray_actors, progress=_progress_bar("embedding"))
+        print(f"ray: {stats.embedded} of {stats.shards} shards embedded, {stats.reused} resumed from a killed run",
+              file=sys.stderr)
+    else:
+        stored = pipeline.build_index(rebuild=args.rebuild, progress=_progress_bar("embedding"))
     counts = stored.manifest["counts"]
     print(f"indexed {counts['documents']} documents, {counts['passages']} passages "
           f"({stored.manifest['index_kind']} index, embedder {stored.embedder}) in {stored.path.parent}")
@@ -141,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index of a corpus folder")
     p.add_argument("corpus_dir", nargs="?", help="corpus folder (overrides --corpus)")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything instead of updating")
+    add_ray_options(p, "embed the passages on a Ray cluster")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the passages that best match a question")
