@@ -71,7 +71,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         from embeddings.distributed import build_index_on_ray, ray_address
 
         s = pipeline.settings
-        stored, stats = build_index_on_ray(s.corpus, s.resolved_index_dir, embedder=s.embedder, settings=s.index,
+        stored, stats = build_index_on_ray(s.corpus, s.resolved_index_dir, embedder=pipeline.encoder.name, settings=s.index,
                                            rebuild=args.rebuild, address=ray_address(args.ray),
                                            actors=args.ray_actors, progress=_progress_bar("embedding"))
         print(f"ray: {stats.embedded} of {stats.shards} shards embedded, {stats.reused} resumed from a killed run",
