@@ -45,9 +45,9 @@ def embed_documents(
 ) -> tuple[list[Passage], np.ndarray, np.ndarray]:
     """Split ``documents`` into passages and embed their units: (passages, units, vectors).
 
-    Passages come in document order; units are (passage row, start, end, vector row) in that order,
-    so the results of consecutive groups of documents concatenate (rows shifted) to the result of all
-    of them: ``embeddings.distributed`` embeds groups on a cluster and joins them.
+    Passages come in document order and units ((passage row, start, end), one per vector) in passage
+    order, so the results of consecutive groups of documents, concatenated with the passage rows
+    shifted, are the result of all of them: ``embeddings.distributed`` embeds groups on a cluster.
     """
     budget = min(settings.max_passage_tokens, encoder.max_tokens - 2)
     passages: list[Passage] = []

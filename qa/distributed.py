@@ -16,6 +16,7 @@ model packages installed on its node; ``embeddings.distributed.ray_session`` exp
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 
@@ -70,12 +71,12 @@ def answer_on_ray(questions: Sequence[str], settings: Settings, *, address: str 
     when the iterator ends. A setup error on an actor (``IndexNotFound``, ``ModelNotFound``...) is
     raised as itself.
     """
-    import functools
-
     from embeddings.distributed import ray_session
 
     if actors < 1:
         raise ValueError(f"actors must be >= 1, got {actors}")
+    if not questions:
+        return
     factory = pipeline_factory or functools.partial(make_pipeline, settings)
     with ray_session(address) as ray:
         from ray.util import ActorPool
