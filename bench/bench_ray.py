@@ -11,7 +11,7 @@ on a 2-core CPU is far below the 200k paragraphs where an approximate index star
 A local Ray probes cloud metadata services and binds the machine's address, so run this inside a
 network namespace with only loopback (the script refuses otherwise, unless ``--allow-network``):
 
-    unshare -n sh -c 'ip link set lo up && .venv/bin/python bench/bench_ray.py --n 2000 --scale-n 1000'
+    unshare -n sh -c 'ip link set lo up && .venv/bin/python bench/bench_ray.py --n 120 --scale-n 60'
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import machine_info, write_result  # noqa: E402
 
 WIKI = ROOT.parent / "shared" / "data" / "enwiki" / "enwiki2015-200k.jsonl.gz"
+SHARD_CHARS = 8_000  # ~12 paragraphs a shard: enough shards at small --n for two actors to share
 
 
 def first_paragraphs(path: Path, n: int, skip: int = 0) -> list[dict]:
@@ -49,15 +50,13 @@ def first_paragraphs(path: Path, n: int, skip: int = 0) -> list[dict]:
     return rows
 
 
-def write_articles(paragraphs: list[dict], folder: Path) -> Path:
-    """One file per article: its title, then its paragraphs (bench_index.py's layout)."""
+def write_paragraphs(paragraphs: list[dict], folder: Path) -> Path:
+    """One file per paragraph: its article's title, then the paragraph. Shards are groups of whole
+    documents, and the file's first articles are long (Anarchism, Autism...): one file per article
+    would give a few shards and nothing for a second actor to do."""
     folder.mkdir(parents=True, exist_ok=True)
-    articles: dict[str, list[dict]] = {}
     for p in paragraphs:
-        articles.setdefault(p["doc_id"], []).append(p)
-    for doc_id, rows in articles.items():
-        text = rows[0]["title"] + "\n\n" + "\n\n".join(r["text"] for r in rows) + "\n"
-        (folder / f"{doc_id}.txt").write_text(text, encoding="utf-8")
+        (folder / f"{p['id']}.txt").write_text(f"{p['title']}\n\n{p['text']}\n", encoding="utf-8")
     return folder
 
 
@@ -110,7 +109,7 @@ def run_build(corpus: Path, index_dir: Path, actors: int, n: int) -> tuple[dict,
 
     with PeakMemory() as memory:
         started = time.perf_counter()
-        stored, stats = build_index_on_ray(corpus, index_dir, actors=actors, shard_chars=20_000)
+        stored, stats = build_index_on_ray(corpus, index_dir, actors=actors, shard_chars=SHARD_CHARS)
         wall = time.perf_counter() - started
     row = {"actors": actors, "paragraphs": n, "passages": len(stored.passages), "vectors": len(stored.vectors),
            "shards": stats.shards, "wall_s": round(wall, 1), "paragraphs_per_s": round(n / wall, 2),
@@ -195,12 +194,12 @@ def main() -> None:
         scale_n = args.scale_n or args.n
         paragraphs = first_paragraphs(WIKI, max(args.n, scale_n))
         if scale_n != args.n:
-            small = write_articles(paragraphs[:scale_n], Path(tmp) / "corpus-small")
+            small = write_paragraphs(paragraphs[:scale_n], Path(tmp) / "corpus-small")
             runs.append(run_build(small, Path(tmp) / "idx-small-2", 2, scale_n)[0])
-        corpus = write_articles(paragraphs[: args.n], Path(tmp) / "corpus")
+        corpus = write_paragraphs(paragraphs[: args.n], Path(tmp) / "corpus")
         row, stored = run_build(corpus, Path(tmp) / "idx-2", 2, args.n)
         runs.append(row)
-        one = write_articles(paragraphs[:scale_n], Path(tmp) / "corpus-1")
+        one = write_paragraphs(paragraphs[:scale_n], Path(tmp) / "corpus-1")
         runs.append(run_build(one, Path(tmp) / "idx-1", 1, scale_n)[0])
         held_out = first_paragraphs(WIKI, args.queries, skip=200_000 - args.queries)  # far from the indexed ones
         sentences = []
