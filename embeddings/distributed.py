@@ -42,6 +42,7 @@ RAY_HINT = "Ray is not installed: pip install 'qa-chatbot[ray]' (or pip install 
 SHARD_CHARS = 200_000  # characters of documents per shard: ~1 minute of all-mpnet-base-v2 on 2 cores
 SHARDS_DIR = ".ray-shards"
 _SHARD_NAME = re.compile(r"shard-(\d{5})\.npz")
+_ERROR_LINE = re.compile(r"^(?:\w+\.)*(\w*Error: .*)$", re.MULTILINE)  # "embeddings.errors.EncoderError: ..."
 EncoderFactory = Callable[[], Encoder]
 
 
@@ -217,6 +218,24 @@ class ClusterEncoder:
         raise NotImplementedError("the cluster embeds")
 
 
+def _rows(dataset) -> Iterator[dict]:
+    """The dataset's rows; a failure on the cluster (an encoder that cannot load...) becomes a ``QAError``
+    naming its cause instead of Ray's traceback."""
+    try:
+        yield from dataset.iter_rows()
+    except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's error in its own types
+        cause, seen = exc, set()
+        while id(cause) not in seen and not isinstance(cause, QAError):
+            seen.add(id(cause))
+            cause = getattr(cause, "cause", None) or cause.__cause__ or cause
+        if isinstance(cause, QAError):
+            raise type(cause)(str(cause)) from None
+        errors = _ERROR_LINE.findall(str(exc))  # an actor that died in its constructor links no cause
+        reason = errors[-1] if errors else f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
+        raise QAError(f"embedding on Ray failed ({reason}); the shards finished so far are kept: run the "
+                      "command again to resume") from None
+
+
 def embed_on_ray(documents: list[Document], settings: IndexSettings, *, encoder: ClusterEncoder, shards_root: Path,
                  actors: int, cpus_per_actor: float, shard_chars: int, stats: RayStats,
                  progress: Progress | None = None) -> tuple[list[Passage], np.ndarray, np.ndarray]:
@@ -238,7 +257,7 @@ def embed_on_ray(documents: list[Document], settings: IndexSettings, *, encoder:
             ShardEmbedder, fn_constructor_args=(encoder.factory, settings), batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=min(actors, len(todo))), num_cpus=cpus_per_actor,
         )
-        for row in embedded.iter_rows():  # as shards finish, in any order
+        for row in _rows(embedded):  # as shards finish, in any order
             i, payload = int(row["shard"]), bytes(row["payload"])
             files.write_atomic(folder / f"shard-{i:05d}.npz", payload)
             stats.embedded += 1
