@@ -231,7 +231,7 @@ def _rows(dataset) -> Iterator[dict]:
         if isinstance(cause, QAError):
             raise type(cause)(str(cause)) from None
         errors = _ERROR_LINE.findall(str(exc))  # an actor that died in its constructor links no cause
-        reason = errors[-1] if errors else f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
+        reason = errors[-1] if errors else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1]}"
         raise QAError(f"embedding on Ray failed ({reason}); the shards finished so far are kept: run the "
                       "command again to resume") from None
 
