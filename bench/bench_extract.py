@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
 import statistics
 import sys
 import tempfile
@@ -27,10 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from bench.common import machine_info, write_result  # noqa: E402
+import os  # noqa: E402
+
 import format_files as fx  # noqa: E402
 
-import os  # noqa: E402
+from bench.common import machine_info, write_result  # noqa: E402
 
 HEADER = "Bench Report — Confidential"
 CREWS = ("The night", "A tired", "The harbour", "One small", "The new", "An old", "The winter")  # body lines differ
@@ -147,6 +147,7 @@ def html_ours(data: bytes) -> str:
 def html_lxml(data: bytes) -> str:
     """The same rules (drop the same tags, a block per block element) on lxml's libxml2 parser."""
     import lxml.html
+
     from embeddings.extract.html import BLOCKS, DROPPED
     tree = lxml.html.document_fromstring(data)
     dropped = [node for node in tree.iter() if isinstance(node.tag, str) and (node.tag in DROPPED or (
@@ -161,6 +162,7 @@ def html_lxml(data: bytes) -> str:
 
 def html_stdlib(data: bytes) -> str:
     from html.parser import HTMLParser
+
     from embeddings.extract.html import BLOCKS, DROPPED
 
     class Text(HTMLParser):

@@ -48,9 +48,15 @@ def _reusable(index_dir: Path, encoder: Encoder, settings: IndexSettings) -> Sto
     return previous if same else None
 
 
-def _embed_documents(
-    documents: list[Document], encoder: Encoder, settings: IndexSettings, progress: Progress | None
+def embed_documents(
+    documents: list[Document], encoder: Encoder, settings: IndexSettings, progress: Progress | None = None
 ) -> tuple[list[Passage], np.ndarray, np.ndarray]:
+    """Split ``documents`` into passages and embed their units: (passages, units, vectors).
+
+    Passages come in document order and units ((passage row, start, end), one per vector) in passage
+    order, so the results of consecutive groups of documents, concatenated with the passage rows
+    shifted, are the result of all of them: ``embeddings.distributed`` embeds groups on a cluster.
+    """
     budget = min(settings.max_passage_tokens, encoder.max_tokens - 2)
     passages: list[Passage] = []
     for document in documents:
@@ -58,6 +64,10 @@ def _embed_documents(
     units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units)
     vectors = encoder.encode(texts, progress=progress) if texts else np.zeros((0, encoder.dim), np.float32)
     return passages, units, vectors
+
+
+# (fresh documents, settings, progress) -> (passages, units, vectors), as embed_documents returns them
+EmbedDocuments = Callable[[list[Document], IndexSettings, "Progress | None"], tuple[list[Passage], np.ndarray, np.ndarray]]
 
 
 def build_index(
@@ -69,10 +79,14 @@ def build_index(
     rebuild: bool = False,
     progress: Progress | None = None,
     lock_timeout: float = 600.0,
+    embed: EmbedDocuments | None = None,
 ) -> StoredIndex:
     """Build or incrementally update the index of ``corpus_dir`` in ``index_dir``; return it loaded.
 
     Unchanged files keep their vectors; new and changed files are embedded; deleted files vanish.
+    ``embed`` replaces the one step that runs the model (default: ``embed_documents`` with
+    ``encoder`` in this process; ``embeddings.distributed`` passes one that runs on a Ray cluster);
+    ``encoder`` still names the embedder in the manifest (name, dim, max_tokens).
     """
     index_dir = Path(index_dir)
     with files.index_lock(index_dir, timeout=lock_timeout):
@@ -83,7 +97,10 @@ def build_index(
             return previous
         kept = _kept_rows(previous, corpus)
         fresh_docs = [d for d in corpus.documents if previous is None or d.path not in kept[0]]
-        passages, units, vectors = _embed_documents(fresh_docs, encoder, settings, progress)
+        if embed is None:
+            passages, units, vectors = embed_documents(fresh_docs, encoder, settings, progress)
+        else:
+            passages, units, vectors = embed(fresh_docs, settings, progress)
         if kept[1]:
             offset = len(kept[1])
             units = units.copy()

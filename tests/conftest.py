@@ -55,6 +55,18 @@ class KeywordEncoder:
         return out
 
 
+class SlowKeywordEncoder(KeywordEncoder):
+    """The keyword encoder taking ``delay_s`` per call: a job that can be killed halfway (test_distributed.py)."""
+
+    def __init__(self, delay_s: float = 1.0) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def encode(self, texts, *, progress=None) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return super().encode(texts, progress=progress)
+
+
 @pytest.fixture
 def encoder() -> KeywordEncoder:
     return KeywordEncoder()

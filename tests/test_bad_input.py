@@ -2,7 +2,7 @@
 documented skip, never a traceback and never a half-written index.
 
 Surfaces: the Python API (``Pipeline``, ``load_corpus``, ``build_index``, ``Settings``), the CLI
-(``python -m qa.cli`` and ``python -m qa.evaluate`` as real subprocesses), and the web app's handlers.
+(``python -m qa.cli`` as real subprocesses), and the web app's handlers.
 Fast: the keyword encoder and the scripted generator stand in for the models. In subprocesses they are
 installed by a ``sitecustomize.py`` written to a temporary folder on ``PYTHONPATH`` (``SITECUSTOMIZE``,
 shared with test_crash.py and test_egress.py), which can also pause a build at a named point and record
@@ -443,14 +443,14 @@ def test_a_file_deleted_after_it_was_read_makes_the_index_out_of_date(tmp_path: 
     from embeddings import build, store
 
     root = write_corpus(tmp_path / "corpus", {"good.txt": GOOD, "gone.txt": PARA.format("Gone")})
-    embed = build._embed_documents
+    embed = build.embed_documents
 
     def embed_then_delete(*args, **kwargs):
         result = embed(*args, **kwargs)
         (root / "gone.txt").unlink()  # deleted while the index is being written
         return result
 
-    monkeypatch.setattr(build, "_embed_documents", embed_then_delete)
+    monkeypatch.setattr(build, "embed_documents", embed_then_delete)
     stored = build_index(root, tmp_path / "idx", encoder=encoder)
     monkeypatch.undo()
     with pytest.raises(store.IndexOutOfDate, match="deleted: gone.txt"):

@@ -62,7 +62,7 @@ def test_user_mistakes_print_one_line_and_exit_2(args, message, tmp_path):
 
 
 def test_a_refusal_prints_why_the_models_draft_was_withheld(capsys):
-    from qa.cli.main import print_sources
+    from qa.cli.commands import print_sources
     from qa.types import REFUSAL, Answer
 
     withheld = Answer("What was announced at the 2024 forum?", REFUSAL, (), (), True, raw_text="Roadmap [1].",
@@ -83,7 +83,7 @@ def test_a_refusal_prints_why_the_models_draft_was_withheld(capsys):
     (["--index-dir", "X", "text", "a.pdf"], ["text", "a.pdf", "--index-dir", "X"]),
 ])
 def test_options_work_before_and_after_the_command(before, after):
-    from qa.cli.main import build_parser, command_first
+    from qa.cli.commands import build_parser, command_first
 
     parser = build_parser()
     parsed = [vars(parser.parse_args(command_first(parser, argv))) for argv in (before, after)]
@@ -92,7 +92,7 @@ def test_options_work_before_and_after_the_command(before, after):
 
 
 def test_an_option_value_that_names_a_command_is_not_taken_for_the_command():
-    from qa.cli.main import build_parser, command_first
+    from qa.cli.commands import build_parser, command_first
 
     parser = build_parser()
     args = parser.parse_args(command_first(parser, ["--corpus", "index", "search", "Who?"]))
@@ -104,3 +104,12 @@ def test_index_takes_its_folder_and_the_index_folder_in_either_order(tmp_path):
     done = run_qa("index", str(corpus), "--index-dir", str(tmp_path / "idx"), "--embedder", "all-MiniLM-L6-v2")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "idx" / "CURRENT").is_file() and "indexed 1 documents" in done.stdout
+
+
+@pytest.mark.parametrize("argv", [["--ray", "index", "DIR"], ["index", "DIR", "--ray"], ["index", "--ray=", "DIR"]])
+def test_ray_without_an_address_takes_no_folder_for_one(argv):
+    from qa.cli.commands import build_parser, command_first
+
+    parser = build_parser()
+    args = parser.parse_args(command_first(parser, argv))
+    assert args.corpus_dir == "DIR" and args.ray == ""

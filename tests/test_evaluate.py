@@ -405,3 +405,26 @@ def test_real_models_answer_two_dev_questions(tmp_path):
     assert all(r["latency_s"] > 0 and r["passages"] for r in results)
     assert all(r["scores"]["citation_validity"] in (None, 1.0) for r in results)
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_run_eval_writes_results_that_come_back_in_any_order_in_question_order(tmp_path: Path):
+    """``answer_all`` (qa.evaluation.distributed on Ray) yields answers as they finish; the file keeps input order,
+    and a result waits only for the earlier questions still out."""
+    questions = [{"id": f"q{i}", "question": f"Question {i}?"} for i in range(5)]
+    out = tmp_path / "r.jsonl"
+    seen_lines = []
+
+    def answer_all(texts):
+        assert texts == [q["question"] for q in questions]
+        for i in (2, 0, 1, 4, 3):
+            seen_lines.append(len(out.read_text().splitlines()))
+            yield i, {"question": texts[i], "answer": f"A{i}", "refused": False, "citations": [], "passages": [],
+                      "latency_s": 0.1, "ttft_s": None}
+
+    def unused(question):
+        raise AssertionError("answer_all replaces answer")
+
+    rows = run_eval(unused, questions, out, score=lambda r, q: {}, answer_all=answer_all, progress=False)
+    assert [r["id"] for r in rows] == [q["id"] for q in questions]
+    assert [json.loads(line)["answer"] for line in out.read_text().splitlines()] == [f"A{i}" for i in range(5)]
+    assert seen_lines == [0, 0, 1, 3, 3]  # lines in the file before each result: q2 waited for q0, q1; q4 for q3

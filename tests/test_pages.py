@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from conftest import KeywordEncoder, ScriptedGenerator
-from qa.cli.main import print_sources
+from qa.cli.commands import print_sources
 from qa.library import Library
 from qa.pipeline import Pipeline
 from qa.settings import Settings

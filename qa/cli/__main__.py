@@ -1,5 +1,5 @@
 import sys
 
-from qa.cli.main import main
+from qa.cli.commands import main
 
 sys.exit(main())

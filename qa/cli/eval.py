@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from embeddings.files import write_atomic
+from qa.cli.options import add_ray_options
 from qa.errors import InvalidArgument
 from qa.evaluation.metrics import score_result
 from qa.evaluation.questions import read_questions
@@ -67,6 +68,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                         help="generation backend (env QA_BACKEND)")
     parser.add_argument("-k", type=_positive, default=argparse.SUPPRESS,
                         help="passages retrieved per question (env QA_K; default 5)")
+    add_ray_options(parser, "answer with a pool of Ray actors, each holding one pipeline")
     return parser
 
 
@@ -110,11 +112,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     plan = _squad_plan(args, settings, info) if args.squad is not None else _file_plan(args, settings, info)
     pipeline = plan.pipeline
-    warm = time.perf_counter()
-    pipeline.warm_up()  # load the models now, so the first question's latency is an answer's
-    info["warm_up_s"] = round(time.perf_counter() - warm, 2)
+    answer_all = None
+    if getattr(args, "ray", None) is not None:  # the actors load the models; this process only scores
+        from embeddings.distributed import ray_address
+        from qa.evaluation.distributed import answer_on_ray
+
+        address = ray_address(args.ray)
+        answer_all = lambda texts: answer_on_ray(texts, pipeline.settings, address=address,  # noqa: E731
+                                                 actors=args.ray_actors)
+        info.update(ray_address=address or "local", ray_actors=args.ray_actors)
+    else:
+        warm = time.perf_counter()
+        pipeline.warm_up()  # load the models now, so the first question's latency is an answer's
+        info["warm_up_s"] = round(time.perf_counter() - warm, 2)
     results = run_eval(pipeline.answer, plan.questions, plan.out, score=plan.score, limit=plan.limit,
-                       resume=args.resume, extra=plan.extra)
+                       resume=args.resume, extra=plan.extra, answer_all=answer_all)
     summary = plan.summarize(results, plan.questions, documents=document_texts(pipeline))
     s = pipeline.settings
     summary.update(info, results_file=str(plan.out), wall_s=round(time.perf_counter() - started, 1),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,29 @@ Score = Callable[[Mapping[str, Any], Mapping[str, Any]], dict]
 # --- running ---------------------------------------------------------------------------------------
 
 
+def answered(answer: Callable[[str], Any], question: str) -> dict:
+    """The pipeline's answer as a results dict, or the error it raised as a failed one (empty answer,
+    ``error`` "GenerationError: ..."); errors of the setup (``SETUP_ERRORS``) are raised instead.
+    ``qa.evaluation.distributed`` calls this on each Ray actor."""
+    started = time.perf_counter()
+    try:
+        return answer(question).to_dict()
+    except SETUP_ERRORS:
+        raise
+    except Exception as exc:  # one question's failure must not end the run
+        return {"question": question, "answer": "", "refused": False, "citations": [], "passages": [],
+                "latency_s": round(time.perf_counter() - started, 4), "ttft_s": None,
+                "error": f"{type(exc).__name__}: {exc}"}
+
+
+def results_row(question: Mapping[str, Any], result: Mapping[str, Any], score: Score,
+                extra: Mapping[str, Any] | None = None) -> dict:
+    """One results line: id, the answer's fields, ``extra``, then its ``scores``."""
+    row = {"id": question["id"], **result, **(extra or {})}
+    row["scores"] = score(row, question)
+    return row
+
+
 def ask(answer: Callable[[str], Any], question: Mapping[str, Any], score: Score,
         extra: Mapping[str, Any] | None = None) -> dict:
     """One results line: the pipeline's answer, or the error it raised, then its ``scores``.
@@ -40,18 +63,11 @@ def ask(answer: Callable[[str], Any], question: Mapping[str, Any], score: Score,
     A failed question is recorded with an ``error`` ("GenerationError: ...") and an empty answer,
     which scores as wrong; errors of the setup (``SETUP_ERRORS``) are raised instead.
     """
-    started = time.perf_counter()
-    try:
-        result = answer(question["question"]).to_dict()
-    except SETUP_ERRORS:
-        raise
-    except Exception as exc:  # one question's failure must not end the run
-        result = {"question": question["question"], "answer": "", "refused": False, "citations": [],
-                  "passages": [], "latency_s": round(time.perf_counter() - started, 4), "ttft_s": None,
-                  "error": f"{type(exc).__name__}: {exc}"}
-    row = {"id": question["id"], **result, **(extra or {})}
-    row["scores"] = score(row, question)
-    return row
+    return results_row(question, answered(answer, question["question"]), score, extra)
+
+
+# (questions) -> (position in questions, results dict) as each is answered, in any order: qa.evaluation.distributed
+AnswerAll = Callable[[list[str]], Iterator[tuple[int, dict]]]
 
 
 def run_eval(
@@ -64,12 +80,15 @@ def run_eval(
     resume: bool = False,
     extra: Callable[[Mapping[str, Any]], dict] | None = None,
     progress: bool | None = None,
+    answer_all: AnswerAll | None = None,
 ) -> list[dict]:
     """Ask the first ``limit`` questions (all when None) and write their results lines to ``out``.
 
     Returns every result now in ``out``, in question order. With ``resume``, ids already answered
     there without an error are skipped and kept (even beyond ``limit``); without it ``out`` starts
     empty. ``progress``: a tqdm bar with the running accuracy (None: only on a terminal).
+    ``answer_all`` answers the questions elsewhere (a pool of Ray actors) instead of ``answer`` here; its
+    results may come in any order, and are written in question order as soon as they can be.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,14 +108,24 @@ def run_eval(
     with open(out, "a", encoding="utf-8") as handle, tqdm(
         total=len(todo), desc="eval", unit="q", file=sys.stderr, disable=None if progress is None else not progress
     ) as bar:
+        if answer_all is None:
+            results = ((i, answered(answer, q["question"])) for i, q in enumerate(todo))
+        else:
+            results = answer_all([q["question"] for q in todo])
+        waiting: dict[int, dict] = {}  # answered, not yet written: an earlier question is still out
+        written = 0  # todo[:written] are in the file
         try:
-            for question in todo:
-                row = ask(answer, question, score, extra(question) if extra else None)
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                handle.flush()
-                done[question["id"]] = row
-                bar.set_postfix_str(_running_accuracy(done.values()), refresh=False)
-                bar.update()
+            for i, result in results:
+                waiting[i] = result
+                while written in waiting:
+                    question, result = todo[written], waiting.pop(written)
+                    written += 1
+                    row = results_row(question, result, score, extra(question) if extra else None)
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    handle.flush()
+                    done[question["id"]] = row
+                    bar.set_postfix_str(_running_accuracy(done.values()), refresh=False)
+                    bar.update()
         except KeyboardInterrupt:
             print(f"\ninterrupted: {len(done)} results are in {out}; add --resume to continue", file=sys.stderr)
             raise

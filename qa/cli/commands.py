@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from qa.citation.claims import withheld_draft
 from qa.cli.eval import add_eval_command
+from qa.cli.options import add_common_options, add_ray_options
 from qa.errors import InvalidArgument, QAError
 from qa.pipeline import Pipeline
 from qa.settings import BACKENDS, Settings
@@ -66,7 +67,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.corpus_dir:
         args.corpus = args.corpus_dir
     pipeline = _pipeline(args)
-    stored = pipeline.build_index(rebuild=args.rebuild, progress=_progress_bar("embedding"))
+    if args.ray is not None:  # embed on a Ray cluster (embeddings/distributed.py); the same index results
+        from embeddings.distributed import build_index_on_ray, ray_address
+
+        s = pipeline.settings
+        stored, stats = build_index_on_ray(s.corpus, s.resolved_index_dir, embedder=pipeline.encoder.name,
+                                           settings=s.index, rebuild=args.rebuild, address=ray_address(args.ray),
+                                           actors=args.ray_actors, progress=_progress_bar("embedding"))
+        print(f"ray: {stats.embedded} of {stats.shards} shards embedded, {stats.reused} resumed from a killed run",
+              file=sys.stderr)
+    else:
+        stored = pipeline.build_index(rebuild=args.rebuild, progress=_progress_bar("embedding"))
     counts = stored.manifest["counts"]
     print(f"indexed {counts['documents']} documents, {counts['passages']} passages "
           f"({stored.manifest['index_kind']} index, embedder {stored.embedder}) in {stored.path.parent}")
@@ -148,17 +159,6 @@ def cmd_text(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_common_options(parser: argparse.ArgumentParser, *, default=argparse.SUPPRESS) -> None:
-    """--corpus, --index-dir and --embedder, accepted before the command and after it: each
-    subcommand repeats them with ``SUPPRESS``, so an option given there overrides one given before."""
-    parser.add_argument("--corpus", default=default,
-                        help="folder of documents (env QA_CORPUS; default: seeds/)")
-    parser.add_argument("--index-dir", default=default,
-                        help="where the index lives (env QA_INDEX_DIR; default: under ~/.cache/qa-chatbot)")
-    parser.add_argument("--embedder", default=default,
-                        help="sentence-transformers model: packaged name or path (env QA_EMBEDDER)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qa", description="Grounded question answering over your documents.")
     add_common_options(parser, default=None)
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(p)
     p.add_argument("corpus_dir", nargs="?", help="corpus folder (overrides --corpus)")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything instead of updating")
+    add_ray_options(p, "embed the passages on a Ray cluster")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the passages that best match a question")
@@ -198,27 +199,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_first(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """``argv`` with the options typed before the command moved after it, so that every option works
+    """``argv`` with the options typed before the command moved to its end, so that every option works
     on either side (each command accepts the global ones too): ``qa --json search x`` is ``qa search
-    --json x``, ``qa --index-dir X index DIR`` is ``qa index --index-dir X DIR``.
+    x --json``, ``qa --index-dir X index DIR`` is ``qa index DIR --index-dir X``.
 
     >>> command_first(build_parser(), ["--index-dir", "X", "index", "DIR"])
-    ['index', '--index-dir', 'X', 'DIR']
+    ['index', 'DIR', '--index-dir', 'X']
     >>> command_first(build_parser(), ["ask", "--json", "Who?"])
     ['ask', '--json', 'Who?']
     """
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    takes_value = {option for command in (parser, *commands.values()) for action in command._actions
-                   if action.nargs != 0 for option in action.option_strings}
+    actions = [action for command in (parser, *commands.values()) for action in command._actions]
+    takes_value = {option for action in actions if action.nargs not in (0, "?") for option in action.option_strings}
+    may_take = {option for action in actions if action.nargs == "?" for option in action.option_strings}
     i = 0
     while i < len(argv):
         token = argv[i]
         if token == "--":
             break
         if token in commands:
-            return [token, *argv[:i], *argv[i + 1:]]
+            return [token, *argv[i + 1:], *argv[:i]]  # last, so "--ray" takes no positional as its value
         if token.startswith("-") and "=" not in token and token in takes_value:
             i += 1  # its value, which may look like a command name ("--corpus index")
+        elif token in may_take and i + 1 < len(argv) and argv[i + 1] not in commands and not argv[i + 1].startswith("-"):
+            i += 1  # "--ray auto index": the optional value; "--ray index": none
         elif not token.startswith("-"):
             break  # a stray word before any command: argparse says what is wrong
         i += 1
