@@ -24,6 +24,7 @@ from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOut
 from embeddings import files
 from embeddings.paragraphs import Passage, split_passages
 from embeddings.store import ARTEFACTS, FORMAT_VERSION, IndexSettings, StoredIndex, load_index, manifest_checksum
+from embeddings.late import TokenEncoder, late_chunk_vectors
 from embeddings.units import embedding_units
 from embeddings.vectors import VectorIndex
 
@@ -48,7 +49,12 @@ def _embed_documents(
     for document in documents:
         passages += split_passages(document, max_tokens=budget, count_tokens=encoder.count_tokens)
     units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units)
-    vectors = encoder.encode(texts, progress=progress) if texts else np.zeros((0, encoder.dim), np.float32)
+    if not texts:
+        vectors = np.zeros((0, encoder.dim), np.float32)
+    elif settings.late_chunking and isinstance(encoder, TokenEncoder):
+        vectors = late_chunk_vectors(passages, units, texts, encoder)
+    else:
+        vectors = encoder.encode(texts, progress=progress)
     return passages, units, vectors
 
 

@@ -49,6 +49,7 @@ class IndexSettings:
     max_passage_tokens: int = 200  # passage size cap, in embedder tokens (window is 256)
     sentence_units: bool = True  # also embed each sentence of a multi-sentence passage
     pair_units: bool = True  # also each two neighbouring sentences (3+ sentence passages): bench_retrieval
+    late_chunking: bool = False  # pool sentence and pair vectors from their passage's tokens (embeddings.late)
     vectors: VectorSettings = field(default_factory=VectorSettings)
 
     def __post_init__(self) -> None:
