@@ -55,7 +55,7 @@ def late_chunk_vectors(
 
     The first unit of each passage is the passage itself (as ``embedding_units`` orders them) and gets
     the mean of all its tokens; every other unit is pooled from the tokens inside its span. A span
-    the model never saw (cut off by its window) is encoded on its own from ``texts``.
+    the model did not see to its end (cut off by its window) is encoded on its own from ``texts``.
     """
     heads = [passage_embedding_text(p) for p in passages]
     tokenised = encoder.encode_tokens(heads)
@@ -69,7 +69,8 @@ def late_chunk_vectors(
             out[i] = pool_all(tokens)
             continue
         shift = len(heads[row]) - len(passages[row].text) - passages[row].start  # doc offset -> text offset
-        pooled = pool_span(tokens, offsets, start + shift, end + shift)
+        seen = int(offsets[:, 1].max()) >= end + shift  # the window reached the span's end
+        pooled = pool_span(tokens, offsets, start + shift, end + shift) if seen else None
         if pooled is None:
             missing.append(i)
         else:
