@@ -33,7 +33,7 @@ from bench.bench_retrieval import evidence_rank  # noqa: E402
 from bench.common import machine_info, write_result  # noqa: E402
 
 from embeddings import IndexSettings, build_index, load_corpus  # noqa: E402
-from embeddings.encoder import SentenceTransformerEncoder  # noqa: E402
+from embeddings.encoder import load_encoder  # noqa: E402
 from embeddings.late import TokenEncoder, late_chunk_vectors  # noqa: E402
 from embeddings.paragraphs import split_passages  # noqa: E402
 from embeddings.units import embedding_units  # noqa: E402
@@ -44,10 +44,11 @@ from qa.squad import load_squad, paragraph_rank, sample_questions, write_corpus 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 QUESTION_SETS = (ROOT.parent / "shared" / "eval" / "dev.jsonl", ROOT / "bench" / "questions" / "heldout.jsonl",
                  ROOT / "bench" / "questions" / "heldout2.jsonl", ROOT / "bench" / "questions" / "heldout3.jsonl")
-CONFIGS = {  # name -> (embedder, precision, index settings)
+CONFIGS = {  # name -> (embedder, backend of embeddings.encoder.load_encoder, index settings)
     "mpnet fp32, every unit encoded (before)": ("all-mpnet-base-v2", "fp32", IndexSettings()),
     "mpnet fp32, late chunking": ("all-mpnet-base-v2", "fp32", IndexSettings(late_chunking=True)),
     "mpnet bf16, late chunking": ("all-mpnet-base-v2", "bf16", IndexSettings(late_chunking=True)),
+    "mpnet int8, late chunking": ("all-mpnet-base-v2", "onnx-int8", IndexSettings(late_chunking=True)),
     "MiniLM fp32, late chunking": ("all-MiniLM-L6-v2", "fp32", IndexSettings(late_chunking=True)),
 }
 
@@ -84,14 +85,14 @@ def batch_difference(corpus_dir: Path, encoder, settings: IndexSettings) -> floa
     passages = [p for d in load_corpus(corpus_dir).documents
                 for p in split_passages(d, max_tokens=budget, count_tokens=encoder.count_tokens)]
     units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units)
-    runs = []
+    runs, batch_size = [], encoder.batch_size
     for size in (32, 1):
         encoder.batch_size = size
         if settings.late_chunking and isinstance(encoder, TokenEncoder):
             runs.append(late_chunk_vectors(passages, units, texts, encoder))
         else:
             runs.append(encoder.encode(texts))
-    encoder.batch_size = 32 if encoder.precision == "fp32" else 1
+    encoder.batch_size = batch_size
     return float(np.abs(runs[0] - runs[1]).max())
 
 
@@ -141,7 +142,7 @@ def main() -> int:
     load_before = os.getloadavg()
     encoders = {}
     for name, (embedder, precision, _) in configs.items():
-        encoders[name] = SentenceTransformerEncoder(embedder, precision=precision)
+        encoders[name] = load_encoder(embedder, backend=precision)
         encoders[name].encode(["warm up"])  # model load is not throughput
     rows, recall = [], {name: {} for name in configs}
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +174,7 @@ def main() -> int:
                     recall[name].update(seed_recall(stored, encoders[name]))
                 elif corpus.startswith("squad"):
                     recall[name]["squad"] = squad_recall(stored, encoders[name], questions)
-                print(json.dumps(rows[-1]), flush=True)
+                print(json.dumps(rows[-1]), json.dumps(recall[name]), flush=True)
         if "seeds" in corpora:
             for name, (_, _, settings) in configs.items():
                 recall[name]["max_abs_diff_bs1_bs32"] = batch_difference(ROOT / "seeds", encoders[name], settings)
@@ -182,7 +183,7 @@ def main() -> int:
     write_result(args.out, {
         "machine": machine_info(load_before),
         "command": " ".join(sys.argv),
-        "configs": {name: {"embedder": e, "precision": p, "settings": asdict(s)} for name, (e, p, s) in configs.items()},
+        "configs": {name: {"embedder": e, "backend": p, "settings": asdict(s)} for name, (e, p, s) in configs.items()},
         "notes": {"paragraphs": "seeds: passages; wiki: sampled paragraphs (one file per article); squad: paragraphs",
                   "squad": f"{args.squad_questions} questions sampled (seed {args.seed}) from the first "
                            f"{args.squad_articles} articles, whose paragraphs are the whole corpus"},

@@ -212,5 +212,20 @@ class SentenceTransformerEncoder:
         return torch.autocast(self.device, dtype=torch.bfloat16)
 
 
-def load_encoder(name: str | None = None) -> SentenceTransformerEncoder:
-    return SentenceTransformerEncoder(name or os.environ.get("QA_EMBEDDER") or DEFAULT_EMBEDDER)
+BACKENDS = ("fp32", "bf16", "onnx-int8")
+DEFAULT_BACKEND = "fp32"
+
+
+def load_encoder(name: str | None = None, *, backend: str | None = None) -> Encoder:
+    """The embedder ``name`` (``$QA_EMBEDDER``, else the default) run by ``backend``
+    (``$QA_EMBEDDER_BACKEND``, else the default): ``fp32`` or ``bf16`` PyTorch through
+    sentence-transformers, or ``onnx-int8`` (packaged embedders only; others run in fp32)."""
+    name = name or os.environ.get("QA_EMBEDDER") or DEFAULT_EMBEDDER
+    backend = backend or os.environ.get("QA_EMBEDDER_BACKEND") or DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise EncoderError(f"embedder backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnx-int8" and name in PACKAGED_EMBEDDERS:
+        from embeddings.quantized import OnnxInt8Encoder
+
+        return OnnxInt8Encoder(name)
+    return SentenceTransformerEncoder(name, precision="bf16" if backend == "bf16" else "fp32")
