@@ -52,7 +52,7 @@ def _embed_documents(
     if not texts:
         vectors = np.zeros((0, encoder.dim), np.float32)
     elif settings.late_chunking and isinstance(encoder, TokenEncoder):
-        vectors = late_chunk_vectors(passages, units, texts, encoder)
+        vectors = late_chunk_vectors(passages, units, texts, encoder, progress=progress)
     else:
         vectors = encoder.encode(texts, progress=progress)
     return passages, units, vectors

@@ -21,7 +21,7 @@ from embeddings.units import passage_embedding_text
 class TokenEncoder(Protocol):
     """An encoder that can also hand out the token vectors its pooling averages."""
 
-    def encode_tokens(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def encode_tokens(self, texts: Sequence[str], *, progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per text: (n_tokens, dim) float32 token vectors and (n_tokens, 2) int64 character offsets
         into the text; special tokens have the offsets (0, 0)."""
         ...
@@ -49,7 +49,7 @@ def pool_all(tokens: np.ndarray) -> np.ndarray:
 
 
 def late_chunk_vectors(
-    passages: Sequence[Passage], units: np.ndarray, texts: Sequence[str], encoder
+    passages: Sequence[Passage], units: np.ndarray, texts: Sequence[str], encoder, *, progress=None
 ) -> np.ndarray:
     """(n_units, dim) float32, L2-normalised: one vector per row of ``units`` (passage row, start, end).
 
@@ -58,7 +58,7 @@ def late_chunk_vectors(
     the model did not see to its end (cut off by its window) is encoded on its own from ``texts``.
     """
     heads = [passage_embedding_text(p) for p in passages]
-    tokenised = encoder.encode_tokens(heads)
+    tokenised = encoder.encode_tokens(heads, progress=progress)  # progress counts passages
     out = np.zeros((len(units), encoder.dim), dtype=np.float32)
     first = np.ones(len(units), dtype=bool)
     first[1:] = units[1:, 0] != units[:-1, 0]

@@ -38,12 +38,14 @@ class WordTokenEncoder:
         vector[int(hashlib.md5(word.lower().encode()).hexdigest(), 16) % self.dim] = 1.0
         return vector
 
-    def encode_tokens(self, texts):
+    def encode_tokens(self, texts, *, progress=None):
         out = []
         for text in texts:
             words = [m.span() for m in re.finditer(r"\S+", text)][: self.window]
             tokens = np.stack([np.zeros(self.dim, np.float32)] + [self._word(text[s:e]) for s, e in words])
             out.append((tokens, np.array([(0, 0)] + words, dtype=np.int64).reshape(-1, 2)))
+        if progress:
+            progress(len(texts), len(texts))
         return out
 
     def encode(self, texts, *, progress=None):
@@ -52,6 +54,8 @@ class WordTokenEncoder:
         for i, text in enumerate(texts):
             mean = np.mean([self._word(w) for w in text.split()], axis=0)
             out[i] = mean / np.linalg.norm(mean)
+        if progress:
+            progress(len(texts), len(texts))
         return out
 
 
@@ -94,9 +98,10 @@ def test_late_chunking_runs_the_model_once_per_passage_and_encodes_only_what_the
 
 
 def test_build_index_pools_with_a_token_encoder_and_falls_back_to_encode_without(seeds_copy, tmp_path):
-    words = WordTokenEncoder()
-    stored = build_index(seeds_copy, tmp_path / "late", encoder=words, settings=IndexSettings(late_chunking=True))
-    assert words.encoded == []  # every unit came from its passage's tokens
+    words, seen = WordTokenEncoder(), []
+    stored = build_index(seeds_copy, tmp_path / "late", encoder=words, settings=IndexSettings(late_chunking=True),
+                         progress=lambda done, total: seen.append((done, total)))
+    assert words.encoded == [] and seen[-1] == (len(stored.passages),) * 2  # every unit came from its passage's tokens
     assert stored.manifest["settings"]["late_chunking"] is True
     keywords = KeywordEncoder()
     plain = build_index(seeds_copy, tmp_path / "plain", encoder=keywords, settings=IndexSettings(late_chunking=True))
