@@ -46,10 +46,11 @@ QUESTION_SETS = (ROOT.parent / "shared" / "eval" / "dev.jsonl", ROOT / "bench" /
                  ROOT / "bench" / "questions" / "heldout2.jsonl", ROOT / "bench" / "questions" / "heldout3.jsonl")
 CONFIGS = {  # name -> (embedder, backend of embeddings.encoder.load_encoder, index settings)
     "mpnet fp32, every unit encoded (before)": ("all-mpnet-base-v2", "fp32", IndexSettings()),
-    "mpnet fp32, late chunking": ("all-mpnet-base-v2", "fp32", IndexSettings(late_chunking=True)),
-    "mpnet bf16, late chunking": ("all-mpnet-base-v2", "bf16", IndexSettings(late_chunking=True)),
-    "mpnet int8, late chunking": ("all-mpnet-base-v2", "onnx-int8", IndexSettings(late_chunking=True)),
-    "MiniLM fp32, late chunking": ("all-MiniLM-L6-v2", "fp32", IndexSettings(late_chunking=True)),
+    "mpnet int8, every unit encoded": ("all-mpnet-base-v2", "onnx-int8", IndexSettings()),
+    "mpnet bf16, every unit encoded": ("all-mpnet-base-v2", "bf16", IndexSettings()),
+    "mpnet int8, pairs pooled (late)": ("all-mpnet-base-v2", "onnx-int8", IndexSettings(late_chunking="pairs")),
+    "mpnet int8, sentences+pairs pooled (late)": ("all-mpnet-base-v2", "onnx-int8", IndexSettings(late_chunking="all")),
+    "MiniLM fp32, every unit encoded": ("all-MiniLM-L6-v2", "fp32", IndexSettings()),
 }
 
 
@@ -84,12 +85,14 @@ def batch_difference(corpus_dir: Path, encoder, settings: IndexSettings) -> floa
     budget = min(settings.max_passage_tokens, encoder.max_tokens - 2)
     passages = [p for d in load_corpus(corpus_dir).documents
                 for p in split_passages(d, max_tokens=budget, count_tokens=encoder.count_tokens)]
-    units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units)
+    kinds: list[str] = []
+    units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units, kinds=kinds)
     runs, batch_size = [], encoder.batch_size
     for size in (32, 1):
         encoder.batch_size = size
-        if settings.late_chunking and isinstance(encoder, TokenEncoder):
-            runs.append(late_chunk_vectors(passages, units, texts, encoder))
+        if settings.late_chunking != "off" and isinstance(encoder, TokenEncoder):
+            pooled = frozenset({"pair"} if settings.late_chunking == "pairs" else {"sentence", "pair"})
+            runs.append(late_chunk_vectors(passages, units, texts, encoder, kinds=kinds, pooled=pooled))
         else:
             runs.append(encoder.encode(texts))
     encoder.batch_size = batch_size

@@ -48,11 +48,13 @@ def _embed_documents(
     passages: list[Passage] = []
     for document in documents:
         passages += split_passages(document, max_tokens=budget, count_tokens=encoder.count_tokens)
-    units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units)
+    kinds: list[str] = []
+    units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units, kinds=kinds)
     if not texts:
         vectors = np.zeros((0, encoder.dim), np.float32)
-    elif settings.late_chunking and isinstance(encoder, TokenEncoder):
-        vectors = late_chunk_vectors(passages, units, texts, encoder, progress=progress)
+    elif settings.late_chunking != "off" and isinstance(encoder, TokenEncoder):
+        pooled = frozenset({"pair"} if settings.late_chunking == "pairs" else {"sentence", "pair"})
+        vectors = late_chunk_vectors(passages, units, texts, encoder, kinds=kinds, pooled=pooled, progress=progress)
     else:
         vectors = encoder.encode(texts, progress=progress)
     return passages, units, vectors

@@ -49,32 +49,37 @@ def pool_all(tokens: np.ndarray) -> np.ndarray:
 
 
 def late_chunk_vectors(
-    passages: Sequence[Passage], units: np.ndarray, texts: Sequence[str], encoder, *, progress=None
+    passages: Sequence[Passage], units: np.ndarray, texts: Sequence[str], encoder, *,
+    kinds: Sequence[str] | None = None, pooled: frozenset[str] = frozenset({"sentence", "pair"}), progress=None,
 ) -> np.ndarray:
     """(n_units, dim) float32, L2-normalised: one vector per row of ``units`` (passage row, start, end).
 
-    The first unit of each passage is the passage itself (as ``embedding_units`` orders them) and gets
-    the mean of all its tokens; every other unit is pooled from the tokens inside its span. A span
-    the model did not see to its end (cut off by its window) is encoded on its own from ``texts``.
+    ``kinds`` names each unit (``embedding_units(kinds=...)``; by default the first unit of each
+    passage is the passage and the rest are pooled). A passage gets the mean of all its tokens; a
+    unit whose kind is in ``pooled`` is pooled from the tokens inside its span; any other unit, and a
+    span the model did not see to its end (cut off by its window), is encoded on its own from ``texts``.
     """
+    if kinds is None:
+        kinds = ["passage" if i == 0 or units[i, 0] != units[i - 1, 0] else "sentence" for i in range(len(units))]
     heads = [passage_embedding_text(p) for p in passages]
     tokenised = encoder.encode_tokens(heads, progress=progress)  # progress counts passages
     out = np.zeros((len(units), encoder.dim), dtype=np.float32)
-    first = np.ones(len(units), dtype=bool)
-    first[1:] = units[1:, 0] != units[:-1, 0]
     missing: list[int] = []
     for i, (row, start, end) in enumerate(units.tolist()):
         tokens, offsets = tokenised[row]
-        if first[i]:
+        if kinds[i] == "passage":
             out[i] = pool_all(tokens)
+            continue
+        if kinds[i] not in pooled:
+            missing.append(i)
             continue
         shift = len(heads[row]) - len(passages[row].text) - passages[row].start  # doc offset -> text offset
         seen = int(offsets[:, 1].max()) >= end + shift  # the window reached the span's end
-        pooled = pool_span(tokens, offsets, start + shift, end + shift) if seen else None
-        if pooled is None:
+        vector = pool_span(tokens, offsets, start + shift, end + shift) if seen else None
+        if vector is None:
             missing.append(i)
         else:
-            out[i] = pooled
+            out[i] = vector
     if missing:
         out[missing] = encoder.encode([texts[i] for i in missing])
     return out

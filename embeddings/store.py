@@ -41,6 +41,7 @@ from embeddings.vectors import VectorIndex, VectorSettings
 FORMAT_VERSION = 3
 ARTEFACTS = ("documents.jsonl", "passages.jsonl", "units.npy", "vectors.npy", "index.faiss")
 INDEX_KINDS = ("flat", "hnsw")
+LATE_CHUNKING = ("off", "pairs", "all")  # which units IndexSettings.late_chunking pools: none, pairs, sentences and pairs
 _VERSION_NAME = re.compile(r"v-\d+")  # what CURRENT may hold: a version folder's name, nothing else
 
 
@@ -49,12 +50,14 @@ class IndexSettings:
     max_passage_tokens: int = 200  # passage size cap, in embedder tokens (window is 256)
     sentence_units: bool = True  # also embed each sentence of a multi-sentence passage
     pair_units: bool = True  # also each two neighbouring sentences (3+ sentence passages): bench_retrieval
-    late_chunking: bool = False  # pool sentence and pair vectors from their passage's tokens (embeddings.late)
+    late_chunking: str = "off"  # units pooled from their passage's tokens (embeddings.late): off, pairs, all
     vectors: VectorSettings = field(default_factory=VectorSettings)
 
     def __post_init__(self) -> None:
         if self.max_passage_tokens < 16:
             raise ValueError(f"max_passage_tokens must be >= 16, got {self.max_passage_tokens}")
+        if self.late_chunking not in LATE_CHUNKING:
+            raise ValueError(f"late_chunking must be one of {LATE_CHUNKING}, got {self.late_chunking!r}")
 
 
 @dataclass

@@ -99,12 +99,12 @@ def test_late_chunking_runs_the_model_once_per_passage_and_encodes_only_what_the
 
 def test_build_index_pools_with_a_token_encoder_and_falls_back_to_encode_without(seeds_copy, tmp_path):
     words, seen = WordTokenEncoder(), []
-    stored = build_index(seeds_copy, tmp_path / "late", encoder=words, settings=IndexSettings(late_chunking=True),
+    stored = build_index(seeds_copy, tmp_path / "late", encoder=words, settings=IndexSettings(late_chunking="all"),
                          progress=lambda done, total: seen.append((done, total)))
     assert words.encoded == [] and seen[-1] == (len(stored.passages),) * 2  # every unit came from its passage's tokens
-    assert stored.manifest["settings"]["late_chunking"] is True
+    assert stored.manifest["settings"]["late_chunking"] == "all"
     keywords = KeywordEncoder()
-    plain = build_index(seeds_copy, tmp_path / "plain", encoder=keywords, settings=IndexSettings(late_chunking=True))
+    plain = build_index(seeds_copy, tmp_path / "plain", encoder=keywords, settings=IndexSettings(late_chunking="all"))
     assert len(keywords.encoded) == len(plain.units)  # no token vectors: every unit encoded on its own
 
 
@@ -112,4 +112,18 @@ def test_an_index_built_without_late_chunking_is_out_of_date_for_it(seeds_copy, 
     encoder = WordTokenEncoder()
     stored = build_index(seeds_copy, tmp_path / "idx", encoder=encoder, settings=IndexSettings())
     with pytest.raises(IndexOutOfDate, match=r"other settings \(late_chunking\)"):
-        check_index(stored, seeds_copy, encoder, IndexSettings(late_chunking=True))
+        check_index(stored, seeds_copy, encoder, IndexSettings(late_chunking="all"))
+
+
+def test_pairs_only_pools_the_pairs_and_encodes_the_sentences_on_their_own():
+    encoder, kinds = WordTokenEncoder(), []
+    units, texts = embedding_units([passage()], kinds=kinds)
+    assert kinds == ["passage"] + ["sentence"] * 3 + ["pair"] * 3
+    pooled = late_chunk_vectors([passage()], units, texts, encoder, kinds=kinds, pooled=frozenset({"pair"}))
+    assert encoder.encoded == texts[1:4]  # the three sentences; the passage and the pairs came from tokens
+    np.testing.assert_allclose(pooled, encoder.encode(texts), atol=1e-6)
+
+
+def test_late_chunking_setting_is_checked():
+    with pytest.raises(ValueError, match="late_chunking must be one of .*'yes'"):
+        IndexSettings(late_chunking="yes")
