@@ -23,7 +23,8 @@ from embeddings.encoder import Encoder
 from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate, QAError
 from embeddings import files
 from embeddings.paragraphs import Passage, split_passages
-from embeddings.store import ARTEFACTS, FORMAT_VERSION, IndexSettings, StoredIndex, load_index, manifest_checksum
+from embeddings.store import (ARTEFACTS, FORMAT_VERSION, IndexSettings, StoredIndex, load_index, manifest_checksum,
+                              recorded_settings)
 from embeddings.late import TokenEncoder, late_chunk_vectors
 from embeddings.units import embedding_units
 from embeddings.vectors import VectorIndex
@@ -37,7 +38,7 @@ def _reusable(index_dir: Path, encoder: Encoder, settings: IndexSettings) -> Sto
         previous = load_index(index_dir)
     except (IndexNotFound, IndexCorrupt, IndexOutOfDate):
         return None
-    same = previous.embedder == encoder.name and previous.manifest["settings"] == asdict(settings)
+    same = previous.embedder == encoder.name and recorded_settings(previous.manifest) == asdict(settings)
     return previous if same else None
 
 

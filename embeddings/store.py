@@ -78,6 +78,14 @@ class StoredIndex:
 
 
 
+def recorded_settings(manifest: dict) -> dict:
+    """The index settings a manifest records; a field added since it was written reads as its default,
+    so an index built before ``late_chunking`` existed (same vectors as "off") is not rebuilt."""
+    settings = dict(manifest.get("settings") or {})
+    settings.setdefault("late_chunking", "off")
+    return settings
+
+
 def rebuild_hint(index_dir: str | os.PathLike, corpus: str | None = None) -> str:
     """The command that rebuilds an index from scratch (the corpus folder when the manifest names it)."""
     folder = shlex.quote(str(corpus)) if corpus else "CORPUS_FOLDER"
@@ -200,8 +208,8 @@ def check_index(stored: StoredIndex, corpus_dir: str | os.PathLike | None, encod
             f"the index was built with embedder {stored.embedder!r}, not {encoder.name!r}; "
             "run `qa index --rebuild` to re-embed"
         )
-    if settings is not None and stored.manifest.get("settings") != asdict(settings):
-        built = stored.manifest.get("settings") or {}
+    if settings is not None and recorded_settings(stored.manifest) != asdict(settings):
+        built = recorded_settings(stored.manifest)
         wanted = asdict(settings)
         differ = sorted(k for k in set(built) | set(wanted) if built.get(k) != wanted.get(k))
         raise IndexOutOfDate(f"the index was built with other settings ({', '.join(differ)}); "

@@ -127,3 +127,18 @@ def test_pairs_only_pools_the_pairs_and_encodes_the_sentences_on_their_own():
 def test_late_chunking_setting_is_checked():
     with pytest.raises(ValueError, match="late_chunking must be one of .*'yes'"):
         IndexSettings(late_chunking="yes")
+
+
+def test_an_index_written_before_late_chunking_existed_is_still_current(seeds_copy, tmp_path):
+    import json
+
+    from embeddings.store import load_index, manifest_checksum
+
+    encoder = WordTokenEncoder()
+    stored = build_index(seeds_copy, tmp_path / "idx", encoder=encoder)
+    manifest = json.loads((stored.path / "manifest.json").read_text())
+    del manifest["settings"]["late_chunking"]  # as an older build wrote it
+    manifest["checksum"] = manifest_checksum(manifest)
+    (stored.path / "manifest.json").write_text(json.dumps(manifest))
+    check_index(load_index(tmp_path / "idx"), seeds_copy, encoder, IndexSettings())  # no IndexOutOfDate
+    assert build_index(seeds_copy, tmp_path / "idx", encoder=encoder).path == stored.path  # reused, not rebuilt
