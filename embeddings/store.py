@@ -43,6 +43,7 @@ from embeddings.vectors import VectorIndex, VectorSettings
 FORMAT_VERSION = 4
 ARTEFACTS = ("documents.jsonl", "passages.jsonl", "units.npy", "vectors.npy", "index.faiss")
 INDEX_KINDS = ("flat", "hnsw")
+LATE_CHUNKING = ("off", "pairs", "all")  # which units IndexSettings.late_chunking pools: none, pairs, sentences and pairs
 _VERSION_NAME = re.compile(r"v-\d+")  # what CURRENT may hold: a version folder's name, nothing else
 
 
@@ -51,11 +52,14 @@ class IndexSettings:
     max_passage_tokens: int = 200  # passage size cap, in embedder tokens (window is 256)
     sentence_units: bool = True  # also embed each sentence of a multi-sentence passage
     pair_units: bool = True  # also each two neighbouring sentences (3+ sentence passages): bench_retrieval
+    late_chunking: str = "off"  # units pooled from their passage's tokens (embeddings.late): off, pairs, all
     vectors: VectorSettings = field(default_factory=VectorSettings)
 
     def __post_init__(self) -> None:
         if self.max_passage_tokens < 16:
             raise ValueError(f"max_passage_tokens must be >= 16, got {self.max_passage_tokens}")
+        if self.late_chunking not in LATE_CHUNKING:
+            raise ValueError(f"late_chunking must be one of {LATE_CHUNKING}, got {self.late_chunking!r}")
 
 
 @dataclass
@@ -92,6 +96,14 @@ def document_from_row(row: dict) -> Document:
         pages=tuple(int(p) for p in row.get("pages", ())),
         sections=tuple(Section(int(s), int(e), str(path)) for s, e, path in row.get("sections", ())),
     )
+
+
+def recorded_settings(manifest: dict) -> dict:
+    """The index settings a manifest records; a field added since it was written reads as its default,
+    so an index built before ``late_chunking`` existed (same vectors as "off") is not rebuilt."""
+    settings = dict(manifest.get("settings") or {})
+    settings.setdefault("late_chunking", "off")
+    return settings
 
 
 def rebuild_hint(index_dir: str | os.PathLike, corpus: str | None = None) -> str:
@@ -216,8 +228,8 @@ def check_index(stored: StoredIndex, corpus_dir: str | os.PathLike | None, encod
             f"the index was built with embedder {stored.embedder!r}, not {encoder.name!r}; "
             "run `qa index --rebuild` to re-embed"
         )
-    if settings is not None and stored.manifest.get("settings") != asdict(settings):
-        built = stored.manifest.get("settings") or {}
+    if settings is not None and recorded_settings(stored.manifest) != asdict(settings):
+        built = recorded_settings(stored.manifest)
         wanted = asdict(settings)
         differ = sorted(k for k in set(built) | set(wanted) if built.get(k) != wanted.get(k))
         raise IndexOutOfDate(f"the index was built with other settings ({', '.join(differ)}); "

@@ -25,18 +25,21 @@ def passage_embedding_text(passage: Passage) -> str:
 
 
 def embedding_units(
-    passages: list[Passage], *, sentences: bool = True, pairs: bool = True
+    passages: list[Passage], *, sentences: bool = True, pairs: bool = True, kinds: list[str] | None = None
 ) -> tuple[np.ndarray, list[str]]:
     """Units as a (n_units, 3) int64 array of (passage row, start, end) and the texts to embed.
 
     ``pairs`` adds each two neighbouring sentences as one more unit (passages of three or more
-    sentences), for questions that paraphrase across a sentence boundary.
+    sentences), for questions that paraphrase across a sentence boundary. When ``kinds`` is a list,
+    each unit's kind is appended to it: ``"passage"``, ``"sentence"`` or ``"pair"``.
     """
+    kinds = kinds if kinds is not None else []
     rows: list[tuple[int, int, int]] = []
     texts: list[str] = []
     for row, passage in enumerate(passages):
         rows.append((row, passage.start, passage.end))
         texts.append(passage_embedding_text(passage))
+        kinds.append("passage")
         if not sentences:
             continue
         spans = split_sentences(passage.text)
@@ -47,8 +50,10 @@ def embedding_units(
                 continue
             rows.append((row, passage.start + start, passage.start + end))
             texts.append(passage.text[start:end])
+            kinds.append("sentence")
         if pairs and len(spans) > 2:
             for (start, _), (_, end) in zip(spans, spans[1:]):
                 rows.append((row, passage.start + start, passage.start + end))
                 texts.append(passage.text[start:end])
+                kinds.append("pair")
     return np.array(rows, dtype=np.int64).reshape(-1, 3), texts
