@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoder import DEFAULT_EMBEDDER, packaged_model_dir
+from embeddings.embedders import DEFAULT_EMBEDDER, packaged_model_dir
 from embeddings.errors import EncoderError, ModelNotFound
 from embeddings.files import sha256_file
 from embeddings.packaged import cache_dir, stamp_matches, write_stamp
