@@ -3,7 +3,7 @@
 The one decision: every embedder, packaged (``embeddings.embedders``) or a local path or hub name,
 loads lazily through the same sentence-transformers code, once, behind a lock. The backend
 (``fp32`` by default, ``bf16``, or ``onnx-int8`` in ``embeddings.quantized``) is part of the encoder's
-``name``; docs/embedding-speed.md says why fp32 stays the default.
+``name``; docs/DESIGN.md ("Indexing speed") says why fp32 stays the default.
 """
 
 from __future__ import annotations
