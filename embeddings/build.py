@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings import files
-from embeddings.documents import CORPUS_SUFFIXES, Corpus, Document, load_corpus
+from embeddings.documents import CORPUS_SUFFIXES, Corpus, Document, Reading, load_corpus
 from embeddings.encoder import Encoder
 from embeddings.errors import CorpusError, IndexCorrupt, IndexNotFound, IndexOutOfDate, QAError
 from embeddings.late import TokenEncoder, late_chunk_vectors
@@ -89,18 +89,20 @@ def build_index(
     progress: Progress | None = None,
     lock_timeout: float = 600.0,
     embed: EmbedDocuments | None = None,
+    reading: Reading | None = None,
 ) -> StoredIndex:
     """Build or incrementally update the index of ``corpus_dir`` in ``index_dir``; return it loaded.
 
     Unchanged files keep their vectors; new and changed files are embedded; deleted files vanish.
     ``embed`` replaces the one step that runs the model (default: ``embed_documents`` with
     ``encoder`` in this process; ``embeddings.distributed`` passes one that runs on a Ray cluster);
-    ``encoder`` still names the embedder in the manifest (name, dim, max_tokens).
+    ``encoder`` still names the embedder in the manifest (name, dim, max_tokens). ``reading`` follows
+    the files as they are read (``load_corpus``), ``progress`` the texts as they are embedded.
     """
     index_dir = Path(index_dir)
     with files.index_lock(index_dir, timeout=lock_timeout):
         _remove_debris(index_dir)
-        corpus = load_corpus(corpus_dir)
+        corpus = load_corpus(corpus_dir, reading=reading)
         previous = None if rebuild else _reusable(index_dir, encoder, settings)
         if previous is not None and not _corpus_differs(previous, corpus):
             return previous

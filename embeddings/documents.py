@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,18 +250,26 @@ def load_document(root: Path, rel: str, real: Path, metadata: dict[str, dict], *
     return Document(rel, extracted.text, file_sha256(data), meta, extracted.pages, extracted.sections)
 
 
-def load_corpus(root: str | os.PathLike) -> Corpus:
-    """Read every indexable file under ``root``; files that cannot be read are listed in ``skipped``."""
+Reading = Callable[[int, int, int], None]  # (files read, files in all, pages read so far)
+
+
+def load_corpus(root: str | os.PathLike, *, reading: Reading | None = None) -> Corpus:
+    """Read every indexable file under ``root``; files that cannot be read are listed in ``skipped``.
+    ``reading(done, total, pages)`` is called after each file (for a progress bar)."""
     root = Path(root)
     files, skipped = list_corpus_files(root)
     metadata = load_metadata(root)
     documents = []
+    pages = 0
     with BoundedReader() as reader:  # one reading process for the PDF, Word and HTML files, if any
-        for rel, real in files:
+        for done, (rel, real) in enumerate(files, start=1):
             try:
                 documents.append(load_document(root, rel, real, metadata, reader=reader))
+                pages += len(documents[-1].pages)
             except ValueError as exc:
                 skipped.append(Skipped(rel, str(exc)))
             except OSError as exc:
                 skipped.append(Skipped(rel, f"cannot read ({exc.strerror})"))
+            if reading is not None:
+                reading(done, len(files), pages)
     return Corpus(root, tuple(documents), tuple(skipped))

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from embeddings.build import build_index
+from embeddings.documents import Reading
 from embeddings.encoder import Encoder, load_encoder
 from embeddings.store import StoredIndex, check_index, corpus_changes, load_index
 from qa.answer import stream_answer
@@ -80,11 +81,14 @@ class Pipeline:
             log.warning("%s; updating it now", str(exc).split("; run")[0])
         return self.build_index()
 
-    def build_index(self, *, rebuild: bool = False, progress: Progress | None = None) -> StoredIndex:
-        """Build or incrementally update this corpus's index, and use it from now on."""
+    def build_index(self, *, rebuild: bool = False, progress: Progress | None = None,
+                    reading: Reading | None = None) -> StoredIndex:
+        """Build or incrementally update this corpus's index, and use it from now on; ``reading(files
+        done, files, pages)`` follows the files as they are read, ``progress(done, total)`` the texts
+        as they are embedded."""
         s = self.settings
         stored = build_index(s.corpus, s.resolved_index_dir, encoder=self.encoder, settings=s.index,
-                             rebuild=rebuild, progress=progress)
+                             rebuild=rebuild, progress=progress, reading=reading)
         with self._lock:
             self._retriever = Retriever(stored, self.encoder, s.retrieval)
         return stored

@@ -113,3 +113,22 @@ def test_ray_without_an_address_takes_no_folder_for_one(argv):
     parser = build_parser()
     args = parser.parse_args(command_first(parser, argv))
     assert args.corpus_dir == "DIR" and args.ray == ""
+
+
+def test_index_reports_files_and_pages_as_it_reads(tmp_path, format_files):
+    import shutil
+
+    from conftest import KeywordEncoder
+
+    from embeddings.build import build_index
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    shutil.copy(format_files["report.pdf"], corpus / "report.pdf")
+    (corpus / "notes.txt").write_text(PARA.format("Notes"))
+    seen = []
+    build_index(corpus, tmp_path / "idx", encoder=KeywordEncoder(), reading=lambda *a: seen.append(a))
+    assert seen == [(1, 2, 0), (2, 2, 3)]  # files in name order: notes.txt, then the 3-page report.pdf
+    done = run_qa("index", str(corpus), "--index-dir", str(tmp_path / "idx"), "--embedder", "all-MiniLM-L6-v2")
+    assert done.returncode == 0, done.stderr
+    assert "indexed 2 documents (3 PDF pages)" in done.stdout

@@ -39,15 +39,18 @@ def _text(arg: str) -> str:
     return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _progress_bar(desc: str) -> Callable[[int, int], None]:
-    """A tqdm bar that appears only once there is real work (and only on a terminal)."""
+def _progress_bar(desc: str, *, unit: str = "text", least: int = 64) -> Callable[..., None]:
+    """A tqdm bar that appears only once there is real work (``least`` items; only on a terminal).
+    Called as ``update(done, total)``, or ``update(done, total, pages)`` for files (pages shown beside)."""
     from tqdm import tqdm
 
     state: dict = {}
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, pages: int | None = None) -> None:
         if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc=desc, unit="text", disable=total < 64 or None)
+            state["bar"] = tqdm(total=total, desc=desc, unit=unit, disable=total < least or None, file=sys.stderr)
+        if pages:
+            state["bar"].set_postfix_str(f"{pages} pages", refresh=False)
         state["bar"].update(done - state["bar"].n)
         if done >= total:
             state["bar"].close()
@@ -77,9 +80,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"ray: {stats.embedded} of {stats.shards} shards embedded, {stats.reused} resumed from a killed run",
               file=sys.stderr)
     else:
-        stored = pipeline.build_index(rebuild=args.rebuild, progress=_progress_bar("embedding"))
+        name = pipeline.settings.corpus.resolve().name
+        stored = pipeline.build_index(rebuild=args.rebuild, progress=_progress_bar(f"{name}: embedding"),
+                                      reading=_progress_bar(f"{name}: reading", unit="file", least=2))
     counts = stored.manifest["counts"]
-    print(f"indexed {counts['documents']} documents, {counts['passages']} passages "
+    pages = sum(len(d.pages) for d in stored.documents.values())
+    print(f"indexed {counts['documents']} documents{f' ({pages} PDF pages)' if pages else ''}, "
+          f"{counts['passages']} passages "
           f"({stored.manifest['index_kind']} index, embedder {stored.embedder}) in {stored.path.parent}")
     for path, reason in stored.manifest.get("skipped", {}).items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
