@@ -143,3 +143,22 @@ def test_a_pdf_citation_shows_the_real_page_with_the_sentence_marked(browser, pd
     shown = image.evaluate(MARKED_PIXELS)
     context.close()
     assert shown["width"] > 500 and shown["marked"] > 500, shown
+
+
+def test_a_who_is_question_gets_a_cited_description(page):
+    answer = ask(page, "Who is Rym Momtaz?", 1)
+    assert "cannot find the answer" not in answer.lower()
+    assert any(fact in answer for fact in ("Research Fellow", "IISS", "International Institute", "Politico"))
+    assert page.locator('#chat a[href^="#cite-1-"]').count() >= 1
+    page.locator('#chat a[href^="#cite-1-"]').first.click()
+    assert "Momtaz" in page.locator("#sources .source.active").inner_text()
+
+
+def test_a_summary_of_the_first_article_cites_it_sentence_by_sentence(page):
+    answer = ask(page, "Summarize the first article in three sentences.", 1)
+    assert "cannot find the answer" not in answer.lower()
+    assert len(answer.split()) >= 20
+    cards = page.locator('#sources details.turn[open] .source[id^="cite-1-"]')
+    assert cards.count() >= 2  # several sentences, each with its citation
+    assert all("Macron’s Dialogue With Russia" in cards.nth(i).locator(".source-head").inner_text()
+               for i in range(cards.count()))  # all from the first article (Faure's)
