@@ -27,6 +27,7 @@ class Shape:
     passages: int = 5  # retrieved passages shown to the snippet selection
     anchors: int = 4  # best sentences the snippets are grown from
     per_passage: int = 2  # of which at most this many from one passage
+    prose: bool = False  # the answer's lines are sentences of one paragraph, not list items
 
     def __post_init__(self) -> None:
         if self.context_tokens < 0 or self.max_tokens < 1:
@@ -39,18 +40,20 @@ class Shape:
 
 _CITE = "End every sentence with the number of the passage it copies, like [2]."
 _PARTIAL = f"If the passages do not answer the question, reply exactly: {REFUSAL}"
+_LINES = "one per line, in this form:\n- sentence [1]\n- sentence [3]\n"  # the 1.5B model keeps to lines
 SHAPES = {shape.name: shape for shape in (
     Shape("fact", 0, 96, ""),
-    Shape("explain", 190, 110, f"Explain in two or three sentences copied from the passages. {_CITE} {_PARTIAL}",
-          passages=8, anchors=5, per_passage=2),
+    Shape("explain", 190, 110, f"Answer with two or three sentences copied from the passages, {_LINES}{_PARTIAL}",
+          passages=8, anchors=5, per_passage=2, prose=True),
     Shape("describe", 130, 90, f"Say in two or three sentences copied from the passages who or what it is and "
           f"what it does. {_CITE} {_PARTIAL}", anchors=4, per_passage=3),
     Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
           f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2),
-    Shape("summary", 200, 130, f"Summarize them: one short sentence for each passage, in order. {_CITE}",
-          passages=8, anchors=6, per_passage=2),
+    Shape("summary", 170, 130, f"Summarize them with one short sentence for each passage, {_LINES.rstrip()}",
+          passages=8, anchors=6, per_passage=2, prose=True),
     Shape("compare", 230, 130, f"Compare them in two to four sentences copied from the passages: first what one "
-          f"source says, then what the other says. {_CITE} {_PARTIAL}", passages=8, anchors=6, per_passage=2),
+          f"source says, then what the other says, {_LINES}{_PARTIAL}", passages=8, anchors=6, per_passage=2,
+          prose=True),
 )}
 
 _SUMMARY = re.compile(

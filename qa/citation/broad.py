@@ -53,9 +53,11 @@ def _cited(new: set[str], markers: Sequence[int], words: dict[int, set[str]]) ->
 
 
 def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str],
-                 closeness: Callable[[Snippet, int, int], float] | None = None, *, scoped: bool = False) -> Verified:
+                 closeness: Callable[[Snippet, int, int], float] | None = None, *, scoped: bool = False,
+                 prose: bool = False) -> Verified:
     """Check every sentence of a broad answer; see the module docstring. ``scoped``: the snippets
-    were chosen from the documents the question names (a summary), so they are its topic."""
+    were chosen from the documents the question names (a summary), so they are its topic.
+    ``prose``: the answer's lines are sentences of one paragraph, not list items."""
     text = raw.strip()
     if not text or is_refusal(_BULLET.sub("", text)) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
@@ -70,7 +72,7 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
     says_no_more = ""  # the model's own sentence saying what the documents do not say
     said_before: list[set[str]] = []  # the new words of each kept sentence
     for line in text.splitlines():
-        bullet = bool(_BULLET.match(line))
+        bullet = bool(_BULLET.match(line)) and not prose
         for claim in split_claims(_BULLET.sub("", line)):
             if is_refusal(claim.text) and _DOCUMENTS.search(claim.text):
                 if claim.text.strip() != REFUSAL:  # a habit after an answer, not a statement of what is missing

@@ -20,18 +20,20 @@ from qa.prompting.messages import build_messages
 from qa.prompting.snippets import Snippet, is_prose, select_snippets
 from qa.retrieve import Hit, Retriever
 
-REDUNDANCY = 0.5  # weight of a sentence's likeness to those already chosen (MMR)
+REDUNDANCY = 1.0  # weight of a sentence's likeness to those already chosen (MMR), past RELATED
+RELATED = 0.5  # cosine that sentences of one article on one subject reach anyway: only closer counts as repeating
 
 
 def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None = None, focus: float = 0.0,
-                      redundancy: float = REDUNDANCY) -> list[int]:
+                      redundancy: float = REDUNDANCY, related: float = RELATED) -> list[int]:
     """Indices of ``k`` sentences that best stand for the whole: each scores its cosine to the mean
-    of all sentences (and, by ``focus``, to ``query``), less ``redundancy`` times its likeness to the
-    sentences already chosen. Returned in the order given (document order).
+    of all sentences (and, by ``focus``, to ``query``), less ``redundancy`` times how much closer than
+    ``related`` it is to a sentence already chosen (so a far-off outlier gains nothing from being
+    unlike the others). Returned in the order given (document order).
 
     >>> v = np.array([[1, 0], [0.99, 0.14], [0.6, 0.8], [0, 1]], dtype=np.float32)
     >>> central_sentences(v, k=2)  # one of the two near-duplicates, then the next most central
-    [1, 2]
+    [0, 2]
     """
     if not len(vectors) or k <= 0:
         return []
@@ -42,7 +44,7 @@ def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None =
         score = score + focus * (vectors @ query)
     chosen: list[int] = []
     while len(chosen) < min(k, len(vectors)):
-        penalty = (vectors @ vectors[chosen].T).max(axis=1) if chosen else np.zeros(len(vectors))
+        penalty = np.maximum(0.0, (vectors @ vectors[chosen].T).max(axis=1) - related) if chosen else 0.0
         gain = score - redundancy * penalty
         gain[chosen] = -np.inf
         chosen.append(int(np.argmax(gain)))
