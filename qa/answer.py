@@ -124,7 +124,9 @@ def stream_answer(
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
     if shape.broad:
-        checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose)
+        capped = bool(raw) and generator.count_tokens(raw) >= max_tokens - 1
+        checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose,
+                               truncated=capped)
     else:
         checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)

@@ -40,7 +40,8 @@ class Shape:
 
 _CITE = "End every sentence with the number of the passage it copies, like [2]."
 _PARTIAL = f"If the passages do not answer the question, reply exactly: {REFUSAL}"
-_LINES = "one per line, in this form:\n- sentence [1]\n- sentence [3]\n"  # the 1.5B model keeps to lines
+# the 1.5B model keeps to lines (and copies a template such as "- sentence [1]" word for word)
+_LINES = "each on its own line starting with \"- \" and ending with the number of its passage, like [2].\n"
 SHAPES = {shape.name: shape for shape in (
     Shape("fact", 0, 96, ""),
     Shape("explain", 190, 110, f"Answer with two or three sentences copied from the passages, {_LINES}{_PARTIAL}",
@@ -49,7 +50,7 @@ SHAPES = {shape.name: shape for shape in (
           f"what it does. {_CITE} {_PARTIAL}", anchors=4, per_passage=3),
     Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
           f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2),
-    Shape("summary", 170, 130, f"Summarize them with one short sentence for each passage, {_LINES.rstrip()}",
+    Shape("summary", 170, 130, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",
           passages=8, anchors=6, per_passage=2, prose=True),
     Shape("compare", 230, 130, f"Compare them in two to four sentences copied from the passages: first what one "
           f"source says, then what the other says, {_LINES}{_PARTIAL}", passages=8, anchors=6, per_passage=2,

@@ -114,3 +114,10 @@ def test_a_year_the_documents_never_name_still_drops_the_sentence():
     result = verify_broad("Talks ended without any concrete progress [3].", SNIPPETS,
                           "Why did the 2024 talks with Moscow fail?", DOCS)
     assert result.refused
+
+
+def test_a_sentence_cut_off_at_the_token_cap_is_dropped_and_the_finished_ones_kept():
+    raw = "- Moscow accepted the overtures in 2019 [1].\n- Talks ended without any concrete progress [3]. Russia paid lip"
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS, prose=True, truncated=True)
+    assert result.text == "Moscow accepted the overtures in 2019 [1]. Talks ended without any concrete progress [2]."
+    assert "lip" in verify_broad(raw + " service [2].", SNIPPETS, QUESTION, DOCS, prose=True, truncated=True).text

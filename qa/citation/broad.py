@@ -25,6 +25,7 @@ from qa.prompting.snippets import Snippet
 from qa.types import REFUSAL, Citation
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+_FINISHED = r"[.!?…\"”’)\]]"  # how a finished sentence or list item ends
 _DOCUMENTS = re.compile(r"\b(?:documents?|passages?|articles?|texts?|sources?)\b", re.I)
 REPEATS = 0.8  # share of a sentence's words already said by one kept sentence that makes it a repeat
 
@@ -54,10 +55,11 @@ def _cited(new: set[str], markers: Sequence[int], words: dict[int, set[str]]) ->
 
 def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str],
                  closeness: Callable[[Snippet, int, int], float] | None = None, *, scoped: bool = False,
-                 prose: bool = False) -> Verified:
+                 prose: bool = False, truncated: bool = False) -> Verified:
     """Check every sentence of a broad answer; see the module docstring. ``scoped``: the snippets
     were chosen from the documents the question names (a summary), so they are its topic.
-    ``prose``: the answer's lines are sentences of one paragraph, not list items."""
+    ``prose``: the answer's lines are sentences of one paragraph, not list items. ``truncated``: the
+    model was stopped at its token cap, so an unfinished last sentence is dropped."""
     text = raw.strip()
     if not text or is_refusal(_BULLET.sub("", text)) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
@@ -71,7 +73,12 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
     on_topic = scoped
     says_no_more = ""  # the model's own sentence saying what the documents do not say
     said_before: list[set[str]] = []  # the new words of each kept sentence
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if truncated and lines and not re.search(_FINISHED + r"\s*$", lines[-1]):
+        notes.append(f"dropped an unfinished sentence at the token cap: {lines[-1][-60:]}")
+        ends = [m.end() for m in re.finditer(_FINISHED + r"(?=\s)", lines[-1])]
+        lines[-1:] = [lines[-1][: ends[-1]]] if ends else []
+    for line in lines:
         bullet = bool(_BULLET.match(line)) and not prose
         for claim in split_claims(_BULLET.sub("", line)):
             if is_refusal(claim.text) and _DOCUMENTS.search(claim.text):
