@@ -126,7 +126,7 @@ def stream_answer(
     if shape.broad:
         capped = bool(raw) and generator.count_tokens(raw) >= max_tokens - 1
         checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose,
-                               truncated=capped)
+                               truncated=capped, each_on_topic=shape.name == "describe")
     else:
         checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)

@@ -121,3 +121,10 @@ def test_a_sentence_cut_off_at_the_token_cap_is_dropped_and_the_finished_ones_ke
     result = verify_broad(raw, SNIPPETS, QUESTION, DOCS, prose=True, truncated=True)
     assert result.text == "Moscow accepted the overtures in 2019 [1]. Talks ended without any concrete progress [2]."
     assert "lip" in verify_broad(raw + " service [2].", SNIPPETS, QUESTION, DOCS, prose=True, truncated=True).text
+
+
+def test_a_description_drops_a_sentence_about_someone_else_in_the_prompt():
+    raw = "Putin did not intend to engage in good faith [1]. The granite lighthouse's keeper was Marie Duval [4]."
+    described = verify_broad(raw, SNIPPETS, "Who is Putin?", DOCS, each_on_topic=True)
+    assert described.text == "Putin did not intend to engage in good faith [1]."
+    assert "Duval" in verify_broad(raw, SNIPPETS, "Who is Putin?", DOCS).text  # an explanation would keep it

@@ -55,11 +55,14 @@ def _cited(new: set[str], markers: Sequence[int], words: dict[int, set[str]]) ->
 
 def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str],
                  closeness: Callable[[Snippet, int, int], float] | None = None, *, scoped: bool = False,
-                 prose: bool = False, truncated: bool = False) -> Verified:
+                 prose: bool = False, truncated: bool = False, each_on_topic: bool = False) -> Verified:
     """Check every sentence of a broad answer; see the module docstring. ``scoped``: the snippets
     were chosen from the documents the question names (a summary), so they are its topic.
     ``prose``: the answer's lines are sentences of one paragraph, not list items. ``truncated``: the
-    model was stopped at its token cap, so an unfinished last sentence is dropped."""
+    model was stopped at its token cap, so an unfinished last sentence is dropped. ``each_on_topic``:
+    every sentence's cited text (or the sentence before it) must name a content word of the question,
+    as for a description of a person ("Who is Juliette Faure?" is not answered with another
+    author's biography that sits in the same prompt)."""
     text = raw.strip()
     if not text or is_refusal(_BULLET.sub("", text)) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
@@ -110,6 +113,9 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
                                  f"{claim.text[:60]}")
                     break
                 opening = topic_start(snippet, start)
+                if each_on_topic and not topic & content_words(document[opening:end]):
+                    notes.append(f"dropped a sentence whose source does not name what was asked: {claim.text[:60]}")
+                    break
                 if (not on_topic and (topic & content_words(document[opening:end])
                                       or names_the_author(new, snippet, question)
                                       or names_the_date(new, snippet, question)
