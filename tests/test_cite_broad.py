@@ -128,3 +128,10 @@ def test_a_description_drops_a_sentence_about_someone_else_in_the_prompt():
     described = verify_broad(raw, SNIPPETS, "Who is Putin?", DOCS, each_on_topic=True)
     assert described.text == "Putin did not intend to engage in good faith [1]."
     assert "Duval" in verify_broad(raw, SNIPPETS, "Who is Putin?", DOCS).text  # an explanation would keep it
+
+
+def test_a_marker_that_adds_no_word_of_the_sentence_is_not_cited():
+    echo = snippet(5, "Putin did not intend to engage in good faith.")  # says nothing snippet 1 does not
+    raw = "Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith [1][5]."
+    result = verify_broad(raw, [*SNIPPETS, echo], QUESTION, DOCS)
+    assert result.text.endswith("faith [1].") and len(result.citations) == 1

@@ -38,7 +38,14 @@ def _cited(new: set[str], markers: Sequence[int], words: dict[int, set[str]]) ->
         return bool(ns) and support(new, held) >= SUPPORT
 
     def useful(ns: Sequence[int]) -> list[int]:
-        return [n for n in dict.fromkeys(ns) if new & words[n]]
+        """Those of ``ns`` that add words of the claim the ones before them lack (a photo caption
+        repeating a name the cited sentence already holds is not cited)."""
+        kept, covered = [], set()
+        for n in dict.fromkeys(ns):
+            if (new & words[n]) - covered:
+                kept.append(n)
+                covered |= new & words[n]
+        return kept
 
     own = useful([n for n in markers if n in words])
     if enough(own):
@@ -101,7 +108,7 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
                 continue
             if sorted(cited) != sorted(set(claim.markers)):
                 notes.append(f"cited {cited} instead of {list(claim.markers) or 'nothing'} for: {claim.text[:60]}")
-            spans = []
+            spans, names = [], set()  # names: the question's words that the cited texts mention
             for n in cited:
                 snippet = by_n[n]
                 document = documents[snippet.passage.doc]
@@ -113,15 +120,16 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
                                  f"{claim.text[:60]}")
                     break
                 opening = topic_start(snippet, start)
-                if each_on_topic and not topic & content_words(document[opening:end]):
-                    notes.append(f"dropped a sentence whose source does not name what was asked: {claim.text[:60]}")
-                    break
+                names |= topic & content_words(document[opening:end])
                 if (not on_topic and (topic & content_words(document[opening:end])
                                       or names_the_author(new, snippet, question)
                                       or names_the_date(new, snippet, question)
                                       or (closeness is not None and closeness(snippet, opening, end) >= CLOSE_IN_MEANING))):
                     on_topic = True
             else:
+                if each_on_topic and not names:
+                    notes.append(f"dropped a sentence whose sources do not name what was asked: {claim.text[:60]}")
+                    continue
                 kept.append((bullet, claim, spans))
                 said_before.append(new)
     if not kept or not on_topic:
