@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from qa.broad import plan_broad, scope_of
-from qa.citation.broad import verify_broad
+from qa.citation.broad import extract, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
 from qa.errors import InvalidArgument, check_positive_whole
@@ -127,6 +127,8 @@ def stream_answer(
         capped = bool(raw) and generator.count_tokens(raw) >= max_tokens - 1
         checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose,
                                truncated=capped, each_on_topic=shape.name == "describe")
+        if shape.name == "summary" and plan.scoped and thin(checked):
+            checked = extract(snippets, documents, checked.notes)
     else:
         checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)

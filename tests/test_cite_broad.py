@@ -135,3 +135,17 @@ def test_a_marker_that_adds_no_word_of_the_sentence_is_not_cited():
     raw = "Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith [1][5]."
     result = verify_broad(raw, [*SNIPPETS, echo], QUESTION, DOCS)
     assert result.text.endswith("faith [1].") and len(result.citations) == 1
+
+
+def test_a_thin_summary_falls_back_to_the_central_sentences_themselves():
+    from qa.citation.broad import extract, thin
+
+    headlines = verify_broad("- Talks [3]\n- Moscow Overtures [1]", SNIPPETS, "Summarize it.", DOCS, scoped=True, prose=True)
+    assert thin(headlines)
+    full = verify_broad("- Moscow accepted the overtures in 2019 [1]\n- Talks ended without any concrete progress [3]",
+                        SNIPPETS, "Summarize it.", DOCS, scoped=True, prose=True)
+    assert not thin(full)
+    shown = extract(SNIPPETS[:2], DOCS, headlines.notes)
+    assert not shown.refused and shown.text.startswith("Moscow accepted the overtures in 2019 but Putin")
+    assert shown.text.count("[") == 2 and shown.text.endswith("decades [2].")
+    check_offsets(shown)

@@ -172,3 +172,34 @@ def _render(kept, by_n: dict[int, Snippet], documents: dict[str, str], notes: li
                                   snippet.passage.start, snippet.passage.end))
     return Verified("\n".join(lines), tuple(citations), False, tuple(notes))
 
+
+
+def thin(verified: Verified, *, sentences: int = 2, words: int = 6) -> bool:
+    """True when a summary kept fewer than ``sentences`` sentences of ``words``+ words (the model
+    wrote headlines such as "U.S. Withdrawal from INF Treaty [2]", or nothing was supported)."""
+    if verified.refused:
+        return True
+    return sum(len(c.text.split()) >= words for c in split_claims(verified.text)) < sentences
+
+
+def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Sequence[str] = (), *,
+            k: int = 3) -> Verified:
+    """The first ``k`` snippets themselves as the answer, each cited at its exact span: what a
+    summary falls back to when the model's own is too thin to stand.
+
+    >>> extract([], {}).refused
+    True
+    """
+    chosen = list(snippets)[:k]
+    if not chosen:
+        return Verified(REFUSAL, (), True, tuple(notes))
+    parts, citations = [], []
+    for n, snippet in enumerate(chosen, start=1):
+        body = " ".join(snippet.text.split())
+        tail = body[-1] if body[-1] in ".!?" else ""
+        parts.append(f"{body[:len(body) - len(tail)]} [{n}]{tail or '.'}")
+        document = documents[snippet.passage.doc]
+        citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
+                                  document[snippet.start : snippet.end], snippet.passage.start, snippet.passage.end))
+    return Verified(" ".join(parts), tuple(citations), False,
+                    (*notes, "the model's summary was too thin: its most central sentences are shown instead"))
