@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from embeddings.documents import Document
+from qa.broad import plan_broad, scope_of
+from qa.citation.broad import extract, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
 from qa.errors import InvalidArgument, check_positive_whole
@@ -21,6 +23,7 @@ from qa.prompting.messages import build_messages
 from qa.prompting.snippets import Snippet, select_snippets
 from qa.prompting.styles import STYLES
 from qa.retrieve import Hit, Retriever, check_k, clean_question
+from qa.shapes import SHAPES, classify
 from qa.types import REFUSAL, Answer, Citation, Retrieved, StreamEvent, Timings, Token
 
 # Tokens of passage text in the prompt, per answer style, when the settings do not say: the
@@ -35,6 +38,7 @@ class AnswerSettings:
     max_passages: int = 5  # retrieved passages that may give sentences: the evidence may be in the 5th
     max_answer_tokens: int = 96  # generation cap: answers are one or two sentences
     style: str = "sentence"  # "sentence" or "short" (only the answering words): see qa.prompting.styles.STYLES
+    shapes: bool = True  # sentence answers take the question's shape (qa.shapes); False: every one is one fact
 
     def __post_init__(self) -> None:
         if self.context_tokens is not None:
@@ -77,7 +81,8 @@ def stream_answer(
     asked = clean_question(question)
     history = [(clean_question(q), a) for q, a in history if q and q.strip()]
     query, searched = standalone(asked, history, generator, style=settings.style)
-    hits: tuple[Hit, ...] = tuple(retriever.search(searched, k=k))
+    shape = classify(query) if settings.shapes and settings.style == "sentence" else SHAPES["fact"]
+    hits: tuple[Hit, ...] = tuple(retriever.search(searched, k=max(k, shape.passages) if shape.broad else k))
     retrieved_at = time.perf_counter() - started
     yield Retrieved(hits, query)
 
@@ -85,15 +90,25 @@ def stream_answer(
         timings = Timings(retrieved_at, first, time.perf_counter() - started, n_prompt, n_out)
         return Answer(question, text, tuple(citations), hits, refused, timings, query, raw, tuple(notes))
 
-    if not hits or max(h.dense_score for h in hits) < settings.min_relevance:
+    named = shape.name in ("summary", "compare") and bool(scope_of(query, retriever).docs)  # close by definition
+    if not hits or (max(h.dense_score for h in hits) < settings.min_relevance and not named):
         yield finish(REFUSAL, "", True, notes=["no passage is close enough to the question"])
         return
-    snippets = select_snippets(hits, retriever, searched, budget=settings.budget,
-                               max_passages=settings.max_passages, count_tokens=generator.count_tokens)
-    messages = build_messages(snippets, query, style=settings.style)
+    if shape.broad:
+        plan = plan_broad(shape, query, searched, hits, retriever, count_tokens=generator.count_tokens,
+                                 max_passages=shape.passages)
+        if plan.refusal:
+            yield finish(REFUSAL, "", True, notes=[plan.refusal])
+            return
+        snippets, messages, max_tokens, stop = plan.snippets, plan.messages, shape.max_tokens, ["Question:", "\n\n\n"]
+    else:
+        snippets = select_snippets(hits, retriever, searched, budget=settings.budget,
+                                   max_passages=settings.max_passages, count_tokens=generator.count_tokens)
+        messages = build_messages(snippets, query, style=settings.style)
+        max_tokens, stop = settings.max_answer_tokens, ["\n\n", "Question:"]
     pieces: list[str] = []
     first_token = None
-    for piece in generator.generate(messages, max_tokens=settings.max_answer_tokens, stop=["\n\n", "Question:"]):
+    for piece in generator.generate(messages, max_tokens=max_tokens, stop=stop):
         if first_token is None:
             first_token = time.perf_counter() - started
         pieces.append(piece)
@@ -109,7 +124,14 @@ def stream_answer(
         units = retriever.sentence_vectors(snippet.passage).items()
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
-    checked = verify(raw, snippets, query, documents, closeness)
+    if shape.broad:
+        capped = bool(raw) and generator.count_tokens(raw) >= max_tokens - 1
+        checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose,
+                               truncated=capped, each_on_topic=shape.name == "describe")
+        if shape.name == "summary" and plan.scoped and thin(checked):
+            checked = extract(snippets, documents, checked.notes)
+    else:
+        checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)
     citations = located(checked.citations, retriever.stored.documents)
     yield finish(checked.text, raw, checked.refused, citations, checked.notes, first_token,

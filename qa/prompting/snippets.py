@@ -76,10 +76,13 @@ def select_snippets(
     max_passages: int,  # passages that may contribute sentences (AnswerSettings.max_passages)
     count_tokens: Callable[[str], int],
     margin: float = CLOSE_MARGIN,  # sentences scoring within this of the best are shown over budget
+    anchors: int = 4,  # best sentences the snippets grow from (more for broad answers: qa.shapes)
+    per_passage: int = 2,  # of which at most this many from one passage
+    prose_only: bool = False,  # leave out headings, captions and bylines (lines that are not sentences)
 ) -> list[Snippet]:
     """Pick the best sentences under ``budget``, grow each by its neighbours, number the snippets.
 
-    Anchors are the best-scoring sentences (at most two per passage, four in all). The best one is
+    Anchors are the best-scoring sentences (at most ``per_passage`` per passage, ``anchors`` in all). The best one is
     always shown, and so is any within ``margin`` of it, over budget if need be; the others only
     while the budget allows. The best sentence of the retriever's first passage is an anchor too,
     over budget if need be. Each anchor is then extended by the sentence after it and the one
@@ -107,6 +110,8 @@ def select_snippets(
         nonlocal used
         if (rank, i) in chosen or not 0 <= i < len(sentences[rank]):
             return False
+        if prose_only and not is_prose(retriever.document_text(hits[rank - 1].doc)[slice(*sentences[rank][i])]):
+            return False
         c = cost(rank, i)
         if used + c > budget and not over_budget:
             return False
@@ -114,12 +119,12 @@ def select_snippets(
         used += c
         return True
 
-    anchors: list[tuple[int, int]] = []
+    most, anchors = anchors, []
     for score, rank, i in candidates:
-        if len(anchors) == 4:
+        if len(anchors) == most:
             break
         close = score >= candidates[0][0] - margin  # the score cannot tell it from the best
-        if sum(1 for r, _ in anchors if r == rank) < 2 and take(rank, i, over_budget=close):
+        if sum(1 for r, _ in anchors if r == rank) < per_passage and take(rank, i, over_budget=close):
             anchors.append((rank, i))
     # The retriever's best passage always shows its best sentence: the fusion ranked that passage
     # first on evidence the sentence score does not see (BM25 over the whole passage and its title).
@@ -145,6 +150,20 @@ def select_snippets(
         document = retriever.document_text(hits[rank - 1].doc)
         snippets.append(Snippet(len(snippets) + 1, hits[rank - 1], start, end, document[start:end]))
     return snippets
+
+
+_PROSE_END = tuple('.!?…"”’)')
+PROSE_WORDS = 6  # a shorter line is a heading, caption or byline, not a sentence that says something
+
+
+def is_prose(sentence: str) -> bool:
+    """True for a sentence that says something: 6+ words ending in a full stop, "!", "?" or a quote.
+
+    >>> is_prose("Macron’s Dialogue With Russia: A French Attempt to Fix the Architecture"), is_prose("Talks ended.")
+    (False, False)
+    """
+    words = sentence.split()
+    return len(words) >= PROSE_WORDS and sentence.rstrip().endswith(_PROSE_END)
 
 
 def _merge_spans(spans: list[tuple[int, int]], document: str) -> list[tuple[int, int]]:

@@ -1,0 +1,104 @@
+"""Step 8b, broad answers: which snippets and which prompt an explanation, description, list,
+summary or comparison gets (``qa.shapes`` decides the shape).
+
+The one decision: the scope is settled before the model is asked, from the question's words and
+the index's metadata: a summary reads the central sentences of the document (or section) it names,
+a comparison the best sentences of each document it names, and the others the retrieved passages
+with a larger budget than a one-fact answer. A question naming a document, section or person that
+no document holds is refused here, without a model call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from qa.citation.words import content_words
+from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
+from qa.prompting.snippets import Snippet, select_snippets
+from qa.references import Scope, resolve, unknown_names
+from qa.retrieve import Hit, Retriever
+from qa.shapes import Shape
+
+FOCUS = 0.5  # weight of closeness to the question when a summary is "about" a topic of its document
+
+
+@dataclass(frozen=True)
+class Plan:
+    snippets: list[Snippet] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    scoped: bool = False  # the snippets come from the documents the question names (their topic)
+    refusal: str = ""  # why the question is refused before asking the model ("" when it is asked)
+
+
+@lru_cache(maxsize=8)
+def _vocabulary(retriever: Retriever) -> frozenset[str]:
+    """Every content word of the corpus: texts, titles, authors."""
+    words: set[str] = set()
+    for doc in retriever.stored.documents.values():
+        words |= content_words(f"{doc.text} {doc.meta.title} {doc.meta.author or ''}")
+    return frozenset(words)
+
+
+def sections(retriever: Retriever) -> list[tuple[str, str]]:
+    """(document, heading) of every section the index knows, in corpus order."""
+    return list(dict.fromkeys((p.doc, p.section) for p in retriever.passages if p.section))
+
+
+def scope_of(question: str, retriever: Retriever) -> Scope:
+    return resolve(question, retriever.stored.documents, sections(retriever))
+
+
+def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], retriever: Retriever, *,
+               count_tokens: Callable[[str], int], max_passages: int) -> Plan:
+    """The snippets and messages for a broad ``shape``, or a refusal."""
+    missing = unknown_names(question, set(_vocabulary(retriever)))
+    if missing:
+        return Plan(refusal=f"no document mentions {', '.join(missing)}")
+    scope = scope_of(question, retriever) if shape.name in ("summary", "compare") else Scope()
+    if scope.missing:
+        return Plan(refusal=f"no document or section is called {scope.missing!r}")
+    budget = shape.context_tokens
+    if shape.name == "summary" and scope.docs:
+        snippets = central_snippets(retriever, scope.docs, searched, budget=budget, count_tokens=count_tokens,
+                                    section=scope.section, focus=FOCUS if scope.topical else 0.0)
+        scoped = True
+    elif shape.name == "compare" and len(scope.docs) > 1:
+        snippets, _ = per_document_snippets(retriever, scope.docs, searched, budget=budget,
+                                               count_tokens=count_tokens)
+        scoped = False
+    else:
+        snippets = select_snippets(hits, retriever, searched, budget=budget, max_passages=max_passages,
+                                   count_tokens=count_tokens, anchors=shape.anchors, per_passage=shape.per_passage,
+                                   prose_only=True)
+        snippets = _in_reading_order(snippets) if shape.name in ("list", "summary") else snippets
+        scoped = False
+    if not snippets:
+        return Plan(refusal="no passage to answer from")
+    instruction = shape.instruction
+    if shape.name == "compare" and len({s.passage.doc for s in snippets}) > 1:
+        instruction = compare_instruction(snippets, instruction)
+    return Plan(snippets, build_broad_messages(snippets, question, instruction), scoped)
+
+
+def compare_instruction(snippets: Sequence[Snippet], instruction: str) -> str:
+    """The comparison's instruction naming each source and its passages, so that the model says
+    which source holds which view: "first what Faure writes ([1] to [3]), then what Momtaz writes..."."""
+    groups: dict[str, list[int]] = {}
+    for s in snippets:
+        author = s.passage.author or s.passage.title.split(":")[0]
+        groups.setdefault(author.split()[-1] if s.passage.author else f"«{author}»", []).append(s.n)
+    parts = [f"what {name} writes ({'[%d]' % ns[0] if len(ns) == 1 else f'[{ns[0]}] to [{ns[-1]}]'})"
+             for name, ns in groups.items()]
+    order = "first " + ", then ".join(parts)
+    return instruction.replace("first what one source says, then what the other says", order)
+
+
+def _in_reading_order(snippets: Sequence[Snippet]) -> list[Snippet]:
+    """Renumbered passage by passage (best passage first), each passage's snippets in its own order:
+    a list then follows its sources' order."""
+    from dataclasses import replace
+
+    ordered = sorted(snippets, key=lambda s: (s.hit.rank, s.start))
+    return [replace(s, n=n) for n, s in enumerate(ordered, start=1)]

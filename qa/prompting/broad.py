@@ -1,0 +1,117 @@
+"""Step 6d, broad snippets: what the model reads for summaries and comparisons, and the broad prompt.
+
+The one decision: a summary never feeds a whole document (a 3,000-token article cannot be read in
+seconds on 2 cores): it reads the document's most central sentences, chosen from the sentence
+vectors the index already holds, spread over the document (maximal marginal relevance) and shown
+in document order; a comparison reads the best sentences of each document involved, so that one
+document cannot fill the budget alone. Each snippet is still an exact span of its document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from embeddings.paragraphs import split_sentences
+from qa.injection import CONTROL_TOKEN, looks_like_injection
+from qa.prompting.messages import build_messages
+from qa.prompting.snippets import Snippet, is_prose, select_snippets
+from qa.retrieve import Hit, Retriever
+
+REDUNDANCY = 1.0  # weight of a sentence's likeness to those already chosen (MMR), past RELATED
+RELATED = 0.5  # cosine that sentences of one article on one subject reach anyway: only closer counts as repeating
+
+
+def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None = None, focus: float = 0.0,
+                      redundancy: float = REDUNDANCY, related: float = RELATED) -> list[int]:
+    """Indices of ``k`` sentences that best stand for the whole: each scores its cosine to the mean
+    of all sentences (and, by ``focus``, to ``query``), less ``redundancy`` times how much closer than
+    ``related`` it is to a sentence already chosen (so a far-off outlier gains nothing from being
+    unlike the others). Returned in the order given (document order).
+
+    >>> v = np.array([[1, 0], [0.99, 0.14], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    >>> central_sentences(v, k=2)  # one of the two near-duplicates, then the next most central
+    [0, 2]
+    """
+    if not len(vectors) or k <= 0:
+        return []
+    centre = vectors.mean(axis=0)  # (dim,)
+    centre = centre / (np.linalg.norm(centre) or 1.0)
+    score = (1 - focus) * (vectors @ centre)
+    if query is not None and focus:
+        score = score + focus * (vectors @ query)
+    chosen: list[int] = []
+    while len(chosen) < min(k, len(vectors)):
+        penalty = np.maximum(0.0, (vectors @ vectors[chosen].T).max(axis=1) - related) if chosen else 0.0
+        gain = score - redundancy * penalty
+        gain[chosen] = -np.inf
+        chosen.append(int(np.argmax(gain)))
+    return sorted(chosen)
+
+
+def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
+                     count_tokens: Callable[[str], int], section: str | None = None, focus: float = 0.0
+                     ) -> list[Snippet]:
+    """The most central sentences of ``docs`` (or of one ``section``) under ``budget`` tokens, in
+    document order, numbered from 1. ``focus`` weighs closeness to ``question`` (a summary "about X")."""
+    spans: list[tuple[Hit, int, int]] = []
+    vectors = []
+    for row, passage in enumerate(retriever.passages):
+        if passage.doc not in docs or (section and passage.section != section) or CONTROL_TOKEN.search(passage.text):
+            continue
+        stored = retriever.sentence_vectors(passage)
+        for s, e in split_sentences(passage.text):
+            start, end = passage.start + s, passage.start + e
+            text = passage.text[s:e]
+            if (start, end) not in stored or not is_prose(text) or looks_like_injection(text):
+                continue
+            spans.append((Hit(row + 1, 0.0, passage, 0.0, 0.0, start, end), start, end))
+            vectors.append(stored[(start, end)])
+    if not spans:
+        return []
+    matrix = np.stack(vectors)  # (n_sentences, dim) float32, L2-normalised
+    costs = [count_tokens(hit.passage.text[s - hit.passage.start : e - hit.passage.start]) for hit, s, e in spans]
+    k = max(1, min(len(spans), round(budget / (sum(costs) / len(costs)))))
+    query = retriever.query_vector(question) if focus else None
+    picked = central_sentences(matrix, k=k, query=query, focus=focus)
+    used, kept = 0, []
+    for i in sorted(picked, key=lambda i: -float(matrix[i] @ matrix.mean(axis=0))):  # most central first
+        if used + costs[i] <= budget or not kept:
+            kept.append(i)
+            used += costs[i]
+    order = sorted(kept, key=lambda i: (docs.index(spans[i][0].doc), spans[i][1]))
+    snippets = []
+    for n, i in enumerate(order, start=1):
+        hit, start, end = spans[i]
+        snippets.append(Snippet(n, hit, start, end, retriever.document_text(hit.doc)[start:end]))
+    return snippets
+
+
+def per_document_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
+                          count_tokens: Callable[[str], int], passages: int = 3, anchors: int = 3
+                          ) -> tuple[list[Snippet], list[Hit]]:
+    """The best sentences of each document in ``docs`` for ``question``, ``budget`` shared evenly,
+    numbered document by document; and the hits they came from. Ranking the whole corpus first would
+    let the document that matches the question's words best fill the budget alone."""
+    ranked = retriever.search(question, k=len(retriever.passages))
+    snippets: list[Snippet] = []
+    used: list[Hit] = []
+    for doc in docs:
+        hits = [replace(h, rank=r) for r, h in enumerate((h for h in ranked if h.doc == doc), start=1)][:passages]
+        chosen = select_snippets(hits, retriever, question, budget=budget // max(1, len(docs)),
+                                 max_passages=passages, count_tokens=count_tokens, anchors=anchors, per_passage=2,
+                                 prose_only=True)
+        chosen.sort(key=lambda s: s.start)
+        snippets += [replace(s, n=len(snippets) + i) for i, s in enumerate(chosen, start=1)]
+        used += hits
+    return snippets, used
+
+
+def build_broad_messages(snippets: Sequence[Snippet], question: str, instruction: str) -> list[dict]:
+    """The one-fact prompt's messages (same fixed prefix, so the cache serves it), with the shape's
+    instruction after the question in the last user turn."""
+    messages = build_messages(snippets, question, style="sentence")
+    last = messages[-1]
+    return messages[:-1] + [{"role": "user", "content": f"{last['content']}\n\n{instruction}"}]

@@ -1,0 +1,141 @@
+"""Which documents a question names: "the first article", "Momtaz's piece", "the 2024 article", a
+file name, a quoted title or section, "the two articles", or words of a title.
+
+The one decision: references are resolved from the index's own metadata (path order, title,
+author, date, section headings) by word rules, never by the model; a quoted title that matches no
+document or section, or a name no document mentions, is reported as missing, so a summary of an
+article the corpus lacks is refused instead of being written from the nearest one.
+
+    >>> from types import SimpleNamespace as NS
+    >>> docs = {"a.txt": NS(path="a.txt", text="", meta=NS(title="Harbour Days", author="Ann Lee", date="2021")),
+    ...         "b.txt": NS(path="b.txt", text="", meta=NS(title="Town Notes", author="Tom Berg", date=None))}
+    >>> resolve("Summarize the second article.", docs).docs, resolve("What does Lee's piece say?", docs).docs
+    (('b.txt',), ('a.txt',))
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from qa.citation.words import content_words, years
+
+_NOUN = r"(?:article|piece|document|doc|text|analysis|paper|report|essay|file|story|post|op-ed|commentary|source)s?"
+_ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
+             "fifth": 4, "5th": 4, "last": -1, "final": -1, "latest": -1}
+_ORDINAL = re.compile(rf"\b({'|'.join(_ORDINALS)})\s+(?:[\w'’-]+\s+)?{_NOUN}\b", re.I)
+_ALL = re.compile(rf"\b(?:(?:the|these|those)\s+(?:two|three|four|five)\s+{_NOUN}|both\s+(?:the\s+)?{_NOUN}"
+                  rf"|both\s+authors|all\s+(?:the\s+)?{_NOUN}|each\s+{_NOUN}"
+                  r"|the\s+(?:articles|pieces|documents|texts|analyses|papers|reports|essays|files|sources)\b)", re.I)
+_QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{3,120})[\"“”«»]|(?<!\w)['‘]([^'‘’]{3,120})['’](?!\w)")
+_MONTHS = "january february march april may june july august september october november december".split()
+_TOPIC = re.compile(r"\b(?:about|regarding|concerning|on the (?:topic|subject|question) of)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Scope:
+    docs: tuple[str, ...] = ()  # the documents named, in corpus (path) order; () when none is
+    section: str | None = None  # a section heading named, when one is
+    missing: str = ""  # a quoted title, section or name that no document holds
+    topical: bool = False  # the question asks about one topic of the document(s) ("...says about X")
+
+
+def _plain(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).replace("’", "'")
+    return " ".join("".join(c for c in text if not unicodedata.combining(c)).lower().split())
+
+
+def _title_words(title: str) -> set[str]:
+    return content_words(title) - {"s"}
+
+
+def _author_named(author: str | None, question: str) -> bool:
+    """True when the question names the author by surname or full name (word-bounded)."""
+    if not author:
+        return False
+    surname = _plain(author).split()[-1]
+    return bool(re.search(rf"\b{re.escape(surname)}\b", _plain(question)))
+
+
+def _date_named(date: str | None, question: str) -> bool:
+    """True when the question says "the 2024 article" or "the February 2024 piece" of this date."""
+    if not date:
+        return False
+    for m in re.finditer(rf"\b(?:({'|'.join(_MONTHS)})\s+)?((?:19|20)\d\d)\s+{_NOUN}\b", _plain(question)):
+        month, year = m.groups()
+        if year in years(date) and (not month or month in _plain(date) or f"-{_MONTHS.index(month) + 1:02d}-" in date):
+            return True
+    return False
+
+
+def _file_named(path: str, plain: str) -> bool:
+    """True when the question names the file: its path, name, or a stem of 3+ characters, whole."""
+    name = path.rsplit("/", 1)[-1]
+    forms = {_plain(path), _plain(name), _plain(name.rsplit(".", 1)[0])}
+    return any(len(f) >= 3 and re.search(rf"(?<![\w.]){re.escape(f)}(?![\w])", plain) for f in forms)
+
+
+def resolve(question: str, documents: Mapping[str, object], sections: Iterable[tuple[str, str]] = ()) -> Scope:
+    """The documents (and section) ``question`` names; see the module docstring.
+
+    ``documents`` maps a path to a value with ``.meta.title/.author/.date``; ``sections`` lists
+    (path, heading) pairs. An empty ``Scope`` means no document is named.
+    """
+    paths = sorted(documents)
+    plain = _plain(question)
+    topical = bool(_TOPIC.search(question))
+    sections = list(sections)
+    for m in _QUOTED.finditer(question):
+        quoted = _plain(m.group(1) or m.group(2))
+        for path, heading in sections:
+            if _plain(heading).strip(" .:") == quoted.strip(" .:"):
+                return Scope((path,), heading, topical=topical)
+        for path in paths:
+            title = _plain(documents[path].meta.title)
+            if quoted in title or title in quoted:
+                return Scope((path,), topical=topical)
+        return Scope(missing=m.group(1) or m.group(2))
+    if re.search(r"\b(?:section|part|chapter|heading)\b", plain):
+        for path, heading in sections:
+            if len(_plain(heading)) > 3 and _plain(heading).strip(" .:") in plain:
+                return Scope((path,), heading, topical=topical)
+    named = [p for p in paths if _file_named(p, plain)]
+    if not named and _ALL.search(question) and len(paths) > 1:
+        named = paths
+    if not named:
+        named = [paths[_ORDINALS[m.group(1).lower()]] for m in _ORDINAL.finditer(question)
+                 if -len(paths) <= _ORDINALS[m.group(1).lower()] < len(paths)]
+    if not named:
+        named = [p for p in paths if _author_named(documents[p].meta.author, question)]
+    if not named:
+        named = [p for p in paths if _date_named(documents[p].meta.date, question)]
+    if not named:
+        asked = content_words(question)
+        shared = {p: len(asked & _title_words(documents[p].meta.title)) for p in paths}
+        best = sorted(shared.values(), reverse=True) + [0, 0]
+        if best[0] >= 3 and best[0] > best[1]:
+            named = [p for p in paths if shared[p] == best[0]]
+    return Scope(tuple(dict.fromkeys(p for p in paths if p in named)), topical=topical)
+
+
+_CAPITALISED = re.compile(r"(?<![\w'’])([A-Z][\w'’.-]*[\w])")
+
+
+def unknown_names(question: str, vocabulary: set[str]) -> list[str]:
+    """Capitalised words of the question (not its first word) that no document holds, in any form:
+    a question about "Olaf Scholz" cannot be answered from documents that never name him.
+
+    ``vocabulary`` is the corpus's content words (``content_words`` of every text, title, author).
+
+    >>> unknown_names("How does Macron compare with Olaf Scholz?", {"macron", "compar"})
+    ['Olaf', 'Scholz']
+    """
+    words = [m.group(1) for m in _CAPITALISED.finditer(question) if m.start() > 0]
+    found = []
+    for word in words:
+        forms = content_words(word) | content_words(word.replace("’", "'").split("'")[0])
+        if forms and not forms & vocabulary:
+            found.append(word)
+    return found

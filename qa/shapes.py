@@ -1,0 +1,115 @@
+"""Question shapes: what kind of answer a question wants, decided from its wording alone.
+
+The one decision: a shape is chosen by word rules, never by a model call, so a one-fact question
+costs nothing more than before and keeps its prompt, budget and verification unchanged. The broad
+shapes (explanation, description, list, summary, comparison) each get their own passage budget,
+answer length and instruction, given in the question's own turn after the same fixed prefix the
+one-fact answers use, so the model's prefix cache serves every shape (docs/DESIGN.md, step 6).
+
+    >>> classify("Who was Macron's special envoy?").name, classify("Who is Rym Momtaz?").name
+    ('fact', 'describe')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa.types import REFUSAL
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str  # "fact", "explain", "describe", "list", "summary" or "compare"
+    context_tokens: int  # tokens of passage text in the prompt (0: the answer settings' own budget)
+    max_tokens: int  # generation cap
+    instruction: str  # said after the question, in its own turn ("" for one-fact answers)
+    passages: int = 5  # retrieved passages shown to the snippet selection
+    anchors: int = 4  # best sentences the snippets are grown from
+    per_passage: int = 2  # of which at most this many from one passage
+    prose: bool = False  # the answer's lines are sentences of one paragraph, not list items
+
+    def __post_init__(self) -> None:
+        if self.context_tokens < 0 or self.max_tokens < 1:
+            raise ValueError(f"bad budget for shape {self.name!r}: {self.context_tokens}, {self.max_tokens}")
+
+    @property
+    def broad(self) -> bool:
+        return self.name != "fact"
+
+
+_CITE = "End every sentence with the number of the passage it copies, like [2]."
+_PARTIAL = f"If the passages do not answer the question, reply exactly: {REFUSAL}"
+# the 1.5B model keeps to lines (and copies a template such as "- sentence [1]" word for word)
+_LINES = "each on its own line starting with \"- \" and ending with the number of its passage, like [2].\n"
+SHAPES = {shape.name: shape for shape in (
+    Shape("fact", 0, 96, ""),
+    Shape("explain", 190, 110, f"Answer with two or three sentences copied from the passages, {_LINES}{_PARTIAL}",
+          passages=8, anchors=5, per_passage=2, prose=True),
+    Shape("describe", 130, 90, f"Say in two or three sentences copied from the passages who or what it is and "
+          f"what it does. {_CITE} {_PARTIAL}", anchors=4, per_passage=3),
+    Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
+          f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2),
+    Shape("summary", 170, 130, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",
+          passages=8, anchors=6, per_passage=2, prose=True),
+    Shape("compare", 230, 130, f"Compare them in two to four sentences copied from the passages: first what one "
+          f"source says, then what the other says, {_LINES}{_PARTIAL}", passages=8, anchors=6, per_passage=2,
+          prose=True),
+)}
+
+_SUMMARY = re.compile(
+    r"\b(?:summari[sz]e|summari[sz]ing|summary|overview|gist|tl;?dr|main (?:argument|point|idea|thesis|message)s?"
+    r"|key (?:points|takeaways))\b"
+    r"|^(?:briefly,? )?what (?:does|did) (?:the|this|that|her|his|their|[\w'’]+['’]s) (?:[\w'’-]+ ){0,1}"
+    r"(?:article|piece|document|analysis|text|paper|report|essay|file|section)\b.{0,120}\bsay(?: about .{1,80})?\W*$",
+    re.I)
+_COMPARE = re.compile(
+    r"\b(?:differ|differs|differed|difference|differences|compare|compared|comparison|contrast|versus|vs\.?)\b"
+    r"|^how (?:did|has|have|does|do) .{1,120}\b(?:change|changed|evolve|evolved|shift|shifted)\b",
+    re.I)
+# "Who is Rym Momtaz?", "What is GLOBSEC, and...": a named thing, not "who is the current...".
+_NAME = r"(?:[A-Z][\w'’.&-]*)(?:\s+(?:[A-Z][\w'’.&-]*|of|de|von|van|for|the)){0,5}"
+_DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?{_NAME}\s*(?:\?|,|$)"
+                       r"|^(?i:tell me about|describe)\s")
+_QUANTITY = r"(?:many|much|long|far|old|often|large|big|high|soon|early|late)"
+_EXPLAIN = re.compile(
+    rf"^how come\b|\bwhy\b|^how (?!{_QUANTITY}\b)(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will"
+    r"|should|might)\b|\bwhat (?:came|has come|comes) of\b|\bwhat happened\b|^what (?:role|effect|impact|influence"
+    r"|consequences?|difference)\b|^in what ways?\b|\bexplain\b|, and (?:what|why|how|where|who|when)\b",
+    re.I)
+_COUNT = r"(?:two|three|four|five|six|seven|eight|nine|ten|several|\d)"
+_KINDS = (r"(?:subjects|topics|conditions|events|regions|elements|issues|steps|measures|factors|reasons|ways"
+          r"|areas|countries|shortcomings|goals|points|ideas|pillars|gaps|conflicts|developments|themes"
+          r"|priorities|arguments|features|foundations|demands|proposals|criticisms|components|items|signs"
+          r"|problems|challenges|lessons|principles|options|areas|fields|examples)")
+_LIST = re.compile(
+    rf"^(?:which|what|name|list)\b(?:\s+[\w'’-]+){{0,3}}?\s+{_COUNT}\s+[\w'’-]*s\b"
+    rf"|^(?:which|what|name|list)\b(?:\s+[\w'’-]+){{0,2}}?\s+{_KINDS}\b"
+    rf"|^(?:name|list)\s+(?:the\s+|all\s+|some\s+)?[\w'’-]+s\b"
+    rf"|^what are the (?:main |key |core )?{_KINDS}\b",
+    re.I)
+
+
+# "According to Momtaz, why...", "In the first article, what...": the question proper follows the comma.
+_LEAD = re.compile(r"^(?:(?:according to|in|per|for|from|based on|briefly|so|and|now)\b[^,?]{0,60},\s*)", re.I)
+
+
+def classify(question: str) -> Shape:
+    """The shape of the answer ``question`` wants; ``SHAPES["fact"]`` unless its words say otherwise.
+
+    >>> [classify(q).name for q in ("Summarize the first article.", "How did his stance change from 2022 to 2023?",
+    ...  "Why did the talks fail?", "Which subjects were the talks to cover?", "How many groups met?")]
+    ['summary', 'compare', 'explain', 'list', 'fact']
+    """
+    q = _LEAD.sub("", " ".join(question.split()))
+    if _SUMMARY.search(q):
+        return SHAPES["summary"]
+    if _COMPARE.search(q):
+        return SHAPES["compare"]
+    if _DESCRIBE.search(q):
+        return SHAPES["describe"]
+    if _LIST.search(q):
+        return SHAPES["list"]
+    if _EXPLAIN.search(q):
+        return SHAPES["explain"]
+    return SHAPES["fact"]

@@ -1,0 +1,53 @@
+"""Broad answers with the real packaged models on the seed corpus (marked ``model``)."""
+
+import re
+
+import pytest
+
+from embeddings.paragraphs import split_sentences
+from qa.citation.claims import strip_citations
+from qa.pipeline import Pipeline
+from qa.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    p = Pipeline(Settings(index_dir=tmp_path_factory.mktemp("idx")))
+    p.warm_up()
+    return p
+
+
+def check_citations(pipeline, answer):
+    assert answer.citations
+    for c in answer.citations:
+        assert pipeline.document_text(c.doc)[c.start : c.end] == c.text
+    shown = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
+    assert shown == {c.n for c in answer.citations}  # every marker names a citation, every citation is used
+
+
+@pytest.mark.model
+def test_who_is_a_person_is_answered_from_her_biography(pipeline):
+    answer = pipeline.answer("Who is Rym Momtaz?")
+    assert not answer.refused
+    check_citations(pipeline, answer)
+    assert re.search(r"Research Fellow|IISS|International Institute for Strategic Studies|Politico", answer.text)
+    assert any("Rym Momtaz is a Paris-based" in c.text for c in answer.citations)
+
+
+@pytest.mark.model
+def test_summary_of_the_first_article_cites_only_it_in_sentences(pipeline):
+    answer = pipeline.answer("Summarize the first article.")
+    assert not answer.refused
+    check_citations(pipeline, answer)
+    first = sorted(pipeline.index.documents)[0]
+    assert {c.doc for c in answer.citations} == {first}
+    assert re.search(r"strategic dialogue|architecture of trust|Vimont|Trump|Biden|Minsk", answer.text)
+    text = strip_citations(answer.text)
+    assert all(len(text[s:e].split()) >= 6 for s, e in split_sentences(text))  # sentences, not headlines
+    assert 15 <= len(strip_citations(answer.text).split()) <= 160
+
+
+@pytest.mark.model
+def test_a_summary_of_an_article_the_corpus_lacks_is_refused(pipeline):
+    answer = pipeline.answer("Summarize Momtaz's Politico article \"Emmanuel Macron's Russian Roulette\".")
+    assert answer.refused and answer.citations == ()

@@ -1,0 +1,151 @@
+"""Verification of broad answers (qa.citation.broad): explanations, lists, several citations."""
+
+import pytest
+
+from embeddings.paragraphs import Passage
+from qa.citation.broad import verify_broad
+from qa.prompting.snippets import Snippet
+from qa.retrieve import Hit
+from qa.types import REFUSAL
+
+DOC = ("Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith. "
+       "Russia paid lip service to the diplomatic process while planning the biggest invasion in decades. "
+       "Talks ended without any concrete progress in November 2021. "
+       "The granite lighthouse opened in 1811 and its keeper was Marie Duval.")
+DOCS = {"a.txt": DOC}
+
+
+def snippet(n: int, text: str) -> Snippet:
+    start = DOC.index(text)
+    passage = Passage(f"a.txt#{n}", "a.txt", 0, len(DOC), DOC, title="T")
+    return Snippet(n, Hit(n, 1.0, passage, 0.5, 1.0, 0, len(DOC)), start, start + len(text), text)
+
+
+SNIPPETS = [
+    snippet(1, "Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith."),
+    snippet(2, "Russia paid lip service to the diplomatic process while planning the biggest invasion in decades."),
+    snippet(3, "Talks ended without any concrete progress in November 2021."),
+    snippet(4, "The granite lighthouse opened in 1811 and its keeper was Marie Duval."),
+]
+QUESTION = "Why did Macron's dialogue with Moscow fail?"
+
+
+def check_offsets(result):
+    for c in result.citations:
+        assert DOC[c.start : c.end] == c.text
+
+
+def test_a_supported_explanation_sentence_sharing_no_word_with_the_question_is_kept():
+    raw = "Putin did not intend to engage with Moscow's partner in good faith [1]. Talks ended without any concrete progress [3]."
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS)
+    assert not result.refused and "concrete progress" in result.text  # nor does the sentence before it
+    assert result.text.count("[") == 2 and [c.n for c in result.citations] == [1, 2]
+    check_offsets(result)
+
+
+def test_the_same_sentence_checked_as_a_one_fact_answer_is_dropped():
+    from qa.citation.verification import verify
+
+    result = verify("Talks ended without any concrete progress [3].", SNIPPETS, QUESTION, DOCS)
+    assert result.refused  # the one-fact check still wants the question's topic in every cited sentence
+
+
+def test_an_answer_with_no_sentence_on_topic_is_refused():
+    # supported by a passage about something else entirely: the model answering from the wrong passage
+    result = verify_broad("The granite lighthouse opened in 1811 [4].", SNIPPETS, QUESTION, DOCS,
+                          closeness=lambda *_: 0.1)
+    assert result.refused and result.text == REFUSAL and "about what was asked" in result.notes[-1]
+
+
+@pytest.mark.parametrize("raw", [
+    "Macron's envoy resigned in protest after the Kremlin cancelled the summit [1].",  # invented
+    "The dialogue failed because of 40 missile tests in 2020 [3].",  # invented numbers
+    REFUSAL,
+    "",
+])
+def test_inventions_and_refusals_stay_refused(raw):
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS)
+    assert result.refused and result.citations == ()
+
+
+def test_an_invented_sentence_is_dropped_and_the_supported_ones_kept():
+    raw = ("Moscow accepted the overtures [1]. Talks ended without any concrete progress [3]. The envoy then resigned "
+           "in protest at the summit [3].")
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS)
+    assert not result.refused and "resigned" not in result.text and "concrete progress" in result.text
+    assert any("unsupported" in note for note in result.notes)
+
+
+def test_a_sentence_two_snippets_support_together_cites_both():
+    raw = "Putin did not intend to engage in good faith and talks ended without concrete progress [1][3]."
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS)
+    assert result.text.endswith("[1][2].") and len(result.citations) == 2
+    check_offsets(result)
+
+
+def test_a_list_answer_keeps_its_items_as_bullet_lines_each_cited():
+    raw = "- lip service to the diplomatic process [2]\n- no concrete progress by November 2021 [3]\n- a dragon [9]"
+    result = verify_broad(raw, SNIPPETS, "What did the talks with Moscow lead to?", DOCS)
+    assert result.text.splitlines() == ["- lip service to the diplomatic process [1]",
+                                        "- no concrete progress by November 2021 [2]"]
+
+
+def test_a_repeated_sentence_is_said_once():
+    raw = "Moscow accepted the overtures in 2019 [1]. Moscow accepted the overtures [1]."
+    assert verify_broad(raw, SNIPPETS, QUESTION, DOCS).text == "Moscow accepted the overtures in 2019 [1]."
+
+
+def test_what_the_documents_do_not_say_is_kept_uncited_after_the_answer_but_the_refusal_habit_is_not():
+    raw = "Moscow accepted the overtures in 2019 [1]. The documents do not say how Putin replied."
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS)
+    assert result.text == "Moscow accepted the overtures in 2019 [1]. The documents do not say how Putin replied."
+    habit = verify_broad(f"Moscow accepted the overtures in 2019 [1]. {REFUSAL}", SNIPPETS, QUESTION, DOCS)
+    assert habit.text == "Moscow accepted the overtures in 2019 [1]."
+
+
+def test_a_summary_of_a_named_document_needs_no_word_of_the_question():
+    raw = "Russia paid lip service to the diplomatic process [2]."
+    assert verify_broad(raw, SNIPPETS, "Summarize the first article.", DOCS, closeness=lambda *_: 0.0).refused
+    assert not verify_broad(raw, SNIPPETS, "Summarize the first article.", DOCS, closeness=lambda *_: 0.0,
+                            scoped=True).refused
+
+
+def test_a_year_the_documents_never_name_still_drops_the_sentence():
+    result = verify_broad("Talks ended without any concrete progress [3].", SNIPPETS,
+                          "Why did the 2024 talks with Moscow fail?", DOCS)
+    assert result.refused
+
+
+def test_a_sentence_cut_off_at_the_token_cap_is_dropped_and_the_finished_ones_kept():
+    raw = "- Moscow accepted the overtures in 2019 [1].\n- Talks ended without any concrete progress [3]. Russia paid lip"
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS, prose=True, truncated=True)
+    assert result.text == "Moscow accepted the overtures in 2019 [1]. Talks ended without any concrete progress [2]."
+    assert "lip" in verify_broad(raw + " service [2].", SNIPPETS, QUESTION, DOCS, prose=True, truncated=True).text
+
+
+def test_a_description_drops_a_sentence_about_someone_else_in_the_prompt():
+    raw = "Putin did not intend to engage in good faith [1]. The granite lighthouse's keeper was Marie Duval [4]."
+    described = verify_broad(raw, SNIPPETS, "Who is Putin?", DOCS, each_on_topic=True)
+    assert described.text == "Putin did not intend to engage in good faith [1]."
+    assert "Duval" in verify_broad(raw, SNIPPETS, "Who is Putin?", DOCS).text  # an explanation would keep it
+
+
+def test_a_marker_that_adds_no_word_of_the_sentence_is_not_cited():
+    echo = snippet(5, "Putin did not intend to engage in good faith.")  # says nothing snippet 1 does not
+    raw = "Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith [1][5]."
+    result = verify_broad(raw, [*SNIPPETS, echo], QUESTION, DOCS)
+    assert result.text.endswith("faith [1].") and len(result.citations) == 1
+
+
+def test_a_thin_summary_falls_back_to_the_central_sentences_themselves():
+    from qa.citation.broad import extract, thin
+
+    headlines = verify_broad("- Talks [3]\n- Moscow Overtures [1]", SNIPPETS, "Summarize it.", DOCS, scoped=True, prose=True)
+    assert thin(headlines)
+    full = verify_broad("- Moscow accepted the overtures in 2019 [1]\n- Talks ended without any concrete progress [3]",
+                        SNIPPETS, "Summarize it.", DOCS, scoped=True, prose=True)
+    assert not thin(full)
+    shown = extract(SNIPPETS[:2], DOCS, headlines.notes)
+    assert not shown.refused and shown.text.startswith("Moscow accepted the overtures in 2019 but Putin")
+    assert shown.text.count("[") == 2 and shown.text.endswith("decades [2].")
+    check_offsets(shown)

@@ -1,0 +1,120 @@
+"""Question shapes (qa.shapes) and document references (qa.references)."""
+
+from types import SimpleNamespace as NS
+
+import pytest
+
+from qa.references import Scope, resolve, unknown_names
+from qa.shapes import SHAPES, Shape, classify
+
+
+@pytest.mark.parametrize(("question", "shape"), [
+    # one fact: the path of today, unchanged
+    ("Who was Macron's special envoy for the strategic dialogue with Russia?", "fact"),
+    ("Who is the current Secretary General of NATO?", "fact"),
+    ("Who is the fellow credited with the analysis of France's bid?", "fact"),
+    ("What is Juliette Faure's doctoral thesis about?", "fact"),
+    ("How many French troops are stationed in Romania?", "fact"),
+    ("How long after the invasion began did the French leader's first term come to an end?", "fact"),
+    ("What does the author say EU member states have come a long way in waking up from?", "fact"),
+    ("Which accords did Paris hope to push forward to stop the fighting in eastern Ukraine?", "fact"),
+    ("What is the EU's goal for 155mm artillery rounds?", "fact"),
+    ("According to Macron's new-year remarks to the military, what would a win by Moscow mean for Europe?", "fact"),
+    ("", "fact"),
+    # explanations
+    ("Why did Macron's dialogue with Russia fail?", "explain"),
+    ("According to the author, why is French leadership seen as lacking credibility?", "explain"),
+    ("How do weapons production problems affect the goal of a new relationship?", "explain"),
+    ("What came of the working groups that Paris and Moscow set up?", "explain"),
+    ("What role does Zelensky play in the account?", "explain"),
+    ("Who wrote the analysis, and where did it appear?", "explain"),
+    # descriptions of a named person, organisation or thing
+    ("Who is Rym Momtaz?", "describe"),
+    ("who was Pierre Vimont", "describe"),
+    ("What is GLOBSEC, and what did Macron say when he spoke there?", "describe"),
+    # lists
+    ("What are the two shortcomings of Macron's vision?", "list"),
+    ("Which subjects were the strategic talks with Russia supposed to cover?", "list"),
+    ("In the first article, what developments are cited as showing the architecture broke down?", "list"),
+    ("Name articles the analyst wrote for her former outlet.", "list"),
+    # summaries
+    ("Summarize the first article in three sentences.", "summary"),
+    ("Give me a short summary of the article on Macron's dialogue with Russia.", "summary"),
+    ("What is the main argument of Momtaz's piece?", "summary"),
+    ("Briefly, what does the piece on the security architecture say?", "summary"),
+    # comparisons
+    ("How do the two articles differ in their assessment of Macron's Russia policy?", "compare"),
+    ("How did Macron's public stance on Russia change from 2022 to 2023?", "compare"),
+    ("Compare Faure's and Momtaz's views.", "compare"),
+])
+def test_the_shape_follows_the_wording(question, shape):
+    assert classify(question).name == shape
+
+
+def test_one_fact_answers_keep_their_settings_and_broad_ones_read_more():
+    fact = SHAPES["fact"]
+    assert not fact.broad and fact.instruction == "" and fact.context_tokens == 0  # the answer settings' budget
+    for shape in SHAPES.values():
+        if shape.broad:
+            assert shape.context_tokens > 60 and shape.max_tokens >= 90 and "[" in shape.instruction
+    with pytest.raises(ValueError, match="bad budget"):
+        Shape("odd", -1, 10, "")
+
+
+def doc(path, title, author=None, date=None):
+    return NS(path=path, text="", meta=NS(title=title, author=author, date=date))
+
+
+DOCS = {d.path: d for d in (
+    doc("000_faure.txt", "Macron’s Dialogue With Russia: A French Attempt to Fix the European Security Architecture",
+        "Juliette Faure"),
+    doc("002_momtaz.txt", "Macron’s European Security Order: Stronger European Defense, Less Reliance on US",
+        "Rym Momtaz", "February 02, 2024"),
+)}
+SECTIONS = [("002_momtaz.txt", "Russia’s Place"), ("002_momtaz.txt", "The Transatlantic Relationship")]
+FAURE, MOMTAZ = ("000_faure.txt",), ("002_momtaz.txt",)
+
+
+@pytest.mark.parametrize(("question", "docs"), [
+    ("Summarize the first article.", FAURE),
+    ("Summarize the second piece.", MOMTAZ),
+    ("Summarize the last document.", MOMTAZ),
+    ("What is the main argument of Momtaz's piece?", MOMTAZ),
+    ("Summarize Juliette Faure's analysis.", FAURE),
+    ("Summarize the February 2024 article.", MOMTAZ),
+    ("What does the 2024 piece say?", MOMTAZ),
+    ("Summarize 000_faure.txt please", FAURE),
+    ("Summarize the file 002_momtaz", MOMTAZ),
+    ("Give me a summary of the article on Macron's dialogue with Russia.", FAURE),
+    ("What does the piece on France's attempt to fix the European security architecture say?", FAURE),
+    ("How do the two articles differ?", FAURE + MOMTAZ),
+    ("How does Faure's take differ from Momtaz's verdict?", FAURE + MOMTAZ),
+    ("Summarize Germany's position on Ukraine joining NATO.", ()),  # a topic, no document
+    ("Summarize the 2019 article.", ()),  # no document of that date
+])
+def test_a_reference_names_the_documents(question, docs):
+    assert resolve(question, DOCS, SECTIONS).docs == docs
+
+
+def test_a_section_is_named_by_its_heading_quoted_or_not():
+    assert resolve('Give me a summary of the "Russia\'s Place" section.', DOCS, SECTIONS) == Scope(MOMTAZ, "Russia’s Place")
+    assert resolve("Summarize the transatlantic relationship section", DOCS, SECTIONS).section == \
+        "The Transatlantic Relationship"
+
+
+def test_a_quoted_title_no_document_holds_is_missing():
+    scope = resolve('Summarize Momtaz\'s Politico article "Emmanuel Macron\'s Russian Roulette".', DOCS, SECTIONS)
+    assert scope.docs == () and scope.missing == "Emmanuel Macron's Russian Roulette"
+
+
+def test_a_summary_about_a_topic_is_marked_topical():
+    assert resolve("Summarize what the February 2024 article says about the U.S.", DOCS, SECTIONS).topical
+    assert not resolve("Summarize the first article.", DOCS, SECTIONS).topical
+
+
+def test_names_no_document_holds_are_reported():
+    vocabulary = {"macron", "russia", "approach", "compar", "german"}
+    assert unknown_names("How does Macron's approach to Russia compare with Olaf Scholz's?", vocabulary) == \
+        ["Olaf", "Scholz's"]
+    assert unknown_names("How does Macron's approach to Russia compare?", vocabulary) == []
+    assert unknown_names("Why did the German approach fail?", vocabulary) == []
