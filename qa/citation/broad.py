@@ -19,7 +19,14 @@ from collections.abc import Callable, Sequence
 
 from qa.citation.claims import Claim, is_refusal, split_claims
 from qa.citation.spans import citation_span, names_the_author, names_the_date, topic_start
-from qa.citation.verification import CLOSE_IN_MEANING, SUPPORT, Verified, _informative_words, support
+from qa.citation.verification import (
+    CLOSE_IN_MEANING,
+    SUPPORT,
+    Verified,
+    _informative_words,
+    numbered_citations,
+    support,
+)
 from qa.citation.words import added_words, content_words, years
 from qa.prompting.snippets import Snippet
 from qa.types import REFUSAL, Citation
@@ -163,14 +170,7 @@ def _render(kept, by_n: dict[int, Snippet], documents: dict[str, str], notes: li
         lines.append(says_no_more)
     elif says_no_more:
         lines[-1] += f" {says_no_more}"
-    citations = []
-    for n, new_n in sorted(numbering.items(), key=lambda item: item[1]):
-        snippet = by_n[n]
-        start, end = spans[n]
-        document = documents[snippet.passage.doc]
-        citations.append(Citation(new_n, snippet.passage.doc, snippet.passage.id, start, end, document[start:end],
-                                  snippet.passage.start, snippet.passage.end))
-    return Verified("\n".join(lines), tuple(citations), False, tuple(notes))
+    return Verified("\n".join(lines), numbered_citations(numbering, spans, by_n, documents), False, tuple(notes))
 
 
 

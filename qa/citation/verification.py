@@ -138,6 +138,13 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         body = claim.text.rstrip()
         tail = body[-1] if body and body[-1] in ".!?" else ""
         parts.append(f"{body[:len(body) - len(tail)].rstrip()} [{numbering[n]}]{tail or '.'}")
+    return Verified(" ".join(parts), numbered_citations(numbering, spans, by_n, documents), False, tuple(notes))
+
+
+def numbered_citations(numbering: dict[int, int], spans: dict[int, tuple[int, int]], by_n: dict[int, Snippet],
+                       documents: dict[str, str]) -> tuple[Citation, ...]:
+    """The citations of an answer: for each snippet number the model used (``numbering``: snippet
+    -> number shown), its cited span (``spans``, document offsets), in shown order."""
     citations = []
     for n, new_n in sorted(numbering.items(), key=lambda item: item[1]):
         snippet = by_n[n]
@@ -145,4 +152,4 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         document = documents[snippet.passage.doc]
         citations.append(Citation(new_n, snippet.passage.doc, snippet.passage.id, start, end, document[start:end],
                                   snippet.passage.start, snippet.passage.end))
-    return Verified(" ".join(parts), tuple(citations), False, tuple(notes))
+    return tuple(citations)
