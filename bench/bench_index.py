@@ -32,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import machine_info, write_result  # noqa: E402
+from bench.common import machine_info, timed_search, write_result  # noqa: E402
 
 WIKI = ROOT.parent / "shared" / "data" / "enwiki" / "enwiki2015-200k.jsonl.gz"
 EMBEDDERS = ("all-MiniLM-L6-v2", "all-mpnet-base-v2")
@@ -156,13 +156,7 @@ def _search(index, queries: np.ndarray, k: int, ef: int | None) -> tuple[int | N
     """Time one query at a time; returns (efSearch, latencies in s, ids found)."""
     if ef is not None:
         index.index.hnsw.efSearch = ef
-    latencies, found = [], []
-    for query in queries:
-        started = time.perf_counter()
-        _, ids = index.search(query[None, :], k)
-        latencies.append(time.perf_counter() - started)
-        found.append(ids[0])
-    return ef, latencies, found
+    return ef, *timed_search(index, queries, k)
 
 
 def spawn_scale(n: int, kind: str, real: Path, queries: Path, args) -> list[dict]:

@@ -32,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import machine_info, write_result  # noqa: E402
+from bench.common import machine_info, timed_search, write_result  # noqa: E402
 
 WIKI = ROOT.parent / "shared" / "data" / "enwiki" / "enwiki2015-200k.jsonl.gz"
 SHARD_CHARS = 8_000  # ~12 paragraphs a shard: enough shards at small --n for two actors to share
@@ -147,12 +147,7 @@ def measure_ann(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> list[d
         build_s = time.perf_counter() - started
         for key, value in params.items():
             faiss.ParameterSpace().set_index_parameter(index, key, value)
-        latencies, found = [], []
-        for query in queries:
-            started = time.perf_counter()
-            _, ids = index.search(query[None, :], k)
-            latencies.append(time.perf_counter() - started)
-            found.append(ids[0])
+        latencies, found = timed_search(index, queries, k)
         recall = float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
         size = len(faiss.serialize_index(index))
         rows.append({"index": name, "factory": spec, "params": params, "vectors": len(vectors),

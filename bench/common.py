@@ -34,3 +34,17 @@ def decode_bound(row: dict, bandwidth_gb_s: float) -> tuple[float, str]:
     cannot beat bandwidth / ``weights_bytes``."""
     bound = bandwidth_gb_s * 1e9 / row["weights_bytes"]
     return bound, f"{row['decode_tok_s'] / bound:.2f}" if row["decode_tok_s"] else "-"
+
+
+def timed_search(index, queries, k: int) -> tuple[list[float], list]:
+    """Search one query at a time (as a user's question arrives): (latencies in s, ids found per query).
+    ``index`` is anything with FAISS's ``search(queries, k)``."""
+    import time
+
+    latencies, found = [], []
+    for query in queries:
+        started = time.perf_counter()
+        _, ids = index.search(query[None, :], k)
+        latencies.append(time.perf_counter() - started)
+        found.append(ids[0])
+    return latencies, found
