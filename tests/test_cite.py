@@ -264,3 +264,11 @@ def test_the_year_may_be_in_the_documents_date_rather_than_its_text():
     s = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 0, len(doc), doc)
     result = verify("Paris [1].", [s], "In which city is the 2024 article's author based?", {"e.txt": doc})
     assert not result.refused and result.citations[0].text == doc
+
+
+def test_the_citation_helpers_worked_examples_hold():
+    import doctest
+    import importlib
+
+    results = [doctest.testmod(importlib.import_module(f"qa.citation.{name}")) for name in ("words", "claims", "spans")]
+    assert sum(r.attempted for r in results) >= 10 and sum(r.failed for r in results) == 0

@@ -19,15 +19,8 @@ from collections.abc import Callable, Sequence
 
 from qa.citation.claims import Claim, is_refusal, split_claims
 from qa.citation.spans import citation_span, names_the_author, names_the_date, topic_start
-from qa.citation.verification import (
-    CLOSE_IN_MEANING,
-    SUPPORT,
-    Verified,
-    _informative_words,
-    numbered_citations,
-    support,
-)
-from qa.citation.words import added_words, content_words, years
+from qa.citation.verification import CLOSE_IN_MEANING, SUPPORT, Verified, informative_words, numbered_citations, support
+from qa.citation.words import added_words, content_words, question_topic, years
 from qa.prompting.snippets import Snippet
 from qa.types import REFUSAL, Citation
 
@@ -80,11 +73,9 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
     text = raw.strip()
     if not text or is_refusal(_BULLET.sub("", text)) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
-    asked = content_words(question)
-    asked_years = years(question)
-    topic = asked - asked_years or asked
+    asked, asked_years, topic = question_topic(question)
     by_n = {s.n: s for s in snippets}
-    words = {s.n: _informative_words(s.text) for s in snippets}
+    words = {s.n: informative_words(s.text) for s in snippets}
     notes: list[str] = []
     kept: list[tuple[bool, Claim, list[tuple[int, int, int]]]] = []  # bullet?, claim, [(n, start, end)]
     on_topic = scoped

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from embeddings.paragraphs import split_sentences
 from qa.citation.claims import Claim, is_refusal, split_claims
 from qa.citation.spans import label_sentence, most_on_topic, names_the_author, names_the_date, topic_start
-from qa.citation.words import added_words, content_words, numbers_in, years
+from qa.citation.words import added_words, content_words, numbers_in, question_topic, years
 from qa.injection import looks_like_injection
 from qa.prompting.snippets import Snippet
 from qa.types import REFUSAL, Citation
@@ -39,7 +39,7 @@ class Verified:
 
 
 
-def _informative_words(text: str) -> set[str]:
+def informative_words(text: str) -> set[str]:
     """Content words of a snippet, leaving out sentences that address the model (injections)."""
     return {w for s, e in split_sentences(text) if not looks_like_injection(text[s:e]) for w in content_words(text[s:e])}
 
@@ -65,13 +65,9 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
     text = raw.strip()
     if not text or is_refusal(text) or not snippets:
         return Verified(REFUSAL, (), True, ("the model declined",) if text else ("empty answer",))
-    asked = content_words(question)
-    asked_years = years(question)
-    # What the cited sentence must mention: a year alone does not make it about what was asked. "The
-    # 2024 article" names a document, whose dateline prints the year; the year rule below checks it.
-    topic = asked - asked_years or asked
+    asked, asked_years, topic = question_topic(question)
     by_n = {s.n: s for s in snippets}
-    snippet_words = {s.n: _informative_words(s.text) for s in snippets}
+    snippet_words = {s.n: informative_words(s.text) for s in snippets}
     notes: list[str] = []
     kept: list[tuple[Claim, Snippet, tuple[int, int]]] = []  # claim, supporting snippet, cited span
     for claim in split_claims(text):

@@ -98,3 +98,15 @@ def added_words(claim: str, question: str) -> set[str]:
         return content_words(claim)
     return content_words(" ".join(surface_words(claim) - surface_words(question)))
 
+
+def question_topic(question: str) -> tuple[set[str], set[str], set[str]]:
+    """(content words, years, topic words) of a question. The topic is what a cited sentence must
+    mention: a year alone does not make it about what was asked ("the 2024 article" names a
+    document, whose dateline prints the year; the year rule checks it separately).
+
+    >>> [sorted(x) for x in question_topic("Which treaty did the U.S. leave in 2019?")]
+    [['2019', 'leav', 'treati', 'us'], ['2019'], ['leav', 'treati', 'us']]
+    """
+    asked = content_words(question)
+    asked_years = years(question)
+    return asked, asked_years, asked - asked_years or asked
