@@ -36,9 +36,9 @@ from embeddings.encoder import load_encoder  # noqa: E402
 from embeddings.late import TokenEncoder, late_chunk_vectors  # noqa: E402
 from embeddings.paragraphs import split_passages  # noqa: E402
 from embeddings.units import embedding_units  # noqa: E402
-from qa.metrics import recall_at_k  # noqa: E402
+from qa.evaluation.summary import recall_at_k  # noqa: E402
 from qa.retrieve import Retriever  # noqa: E402
-from qa.squad import load_squad, paragraph_rank, sample_questions, write_corpus  # noqa: E402
+from qa.evaluation.squad import load_squad, paragraph_rank, sample_questions, write_corpus  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 QUESTION_SETS = (ROOT.parent / "shared" / "eval" / "dev.jsonl", ROOT / "bench" / "questions" / "heldout.jsonl",

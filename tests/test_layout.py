@@ -4,6 +4,7 @@ never imports ``qa``, and no module grows past a few hundred lines."""
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,11 @@ def test_modules_stay_short(name: str):
 
 def test_app_py_is_a_thin_entry_point():
     assert (ROOT / "app.py").read_text(encoding="utf-8").count("\n") < 150
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py")))
+def test_every_bench_script_imports(script, monkeypatch):
+    """A bench script that no longer imports after a move is a bench nobody can rerun."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    module = importlib.import_module(f"bench.{script}")
+    assert callable(getattr(module, "main", None)), f"bench/{script}.py has no main()"
