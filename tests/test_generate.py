@@ -245,6 +245,21 @@ def test_llama_stops_decoding_when_the_consumer_stops(gguf_file):
     assert not gen._generate_lock.locked()
 
 
+def test_prompt_lookup_drafts_what_followed_the_longest_matching_ngram():
+    import doctest
+
+    from qa.generation import lookup
+
+    assert doctest.testmod(lookup).failed == 0
+    table = lookup.PromptLookup([1, 2, 3, 4, 5, 2, 3, 9], max_ngram=3, min_ngram=2)
+    assert table.draft([7, 2, 3], 2) == [9]  # the last occurrence of "2 3"
+    assert table.draft([1, 2, 3], 2) == [4, 5]  # "1 2 3" is longer than "2 3"
+    assert table.draft([2, 3], 0) == [] and table.draft([3], 4) == []  # no room; shorter than min_ngram
+    assert lookup.PromptLookup([]).draft([1, 2, 3], 4) == []
+    with pytest.raises(ValueError):
+        lookup.PromptLookup([1], max_ngram=2, min_ngram=3)
+
+
 # --- the real packaged models ------------------------------------------------------------
 
 
@@ -329,6 +344,25 @@ def test_ik_reuses_the_cached_prefix_and_answers_as_from_scratch():
     evaluated.clear()
     assert "".join(gen.generate(mayor, max_tokens=12)) == cached and "Duval" in cached
     assert evaluated[0][0] == 0
+
+
+@pytest.mark.model
+def test_ik_prompt_lookup_drafts_copied_words_and_answers_as_plain_greedy_decoding():
+    passage = ("[1] The harbour town of Vimont was founded in 1642 by fishermen from the northern coast, and its "
+               "granite lighthouse, built in 1811, still guides the fishing boats past the reef every night.")
+    copy = [{"role": "user", "content": f"{passage}\n\nCopy passage [1] word for word, without its number."}]
+    plain = IkLlamaGenerator(resolve_model("small"), draft_tokens=0)
+    drafting = IkLlamaGenerator(resolve_model("small"), draft_tokens=4)
+    expected = "".join(plain.generate(copy, max_tokens=48))
+    assert "granite lighthouse" in expected
+    assert "".join(drafting.generate(copy, max_tokens=48)) == expected  # no near-tie in this copy
+    assert plain.drafted == 0 and drafting.accepted >= 16  # most of the copy came from checked drafts
+    for cap in (1, 9, 12):  # a draft never carries the answer past max_tokens (drafts start at token 8)
+        assert drafting.count_tokens("".join(drafting.generate(copy, max_tokens=cap))) <= cap + 1
+        assert "".join(drafting.generate(copy, max_tokens=cap)) == "".join(plain.generate(copy, max_tokens=cap))
+    "".join(drafting.generate(copy, max_tokens=12))
+    prompt = drafting._prompt(copy)  # the cache holds the prompt and the answer but its last token, no rejected draft
+    assert drafting._cached[: len(prompt)] == prompt and len(drafting._cached) == len(prompt) + 11
 
 
 @pytest.mark.model

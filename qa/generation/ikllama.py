@@ -23,7 +23,14 @@ from typing import Any, Callable
 
 from qa.errors import BackendUnavailable, GenerationError, ModelNotFound
 from qa.generation import base
+from qa.generation.lookup import PromptLookup
 from qa.generation.models import ModelSpec
+
+# speculative decoding from prompt lookup: tokens drafted per step, and the shortest n-gram matched (4 and 3 were
+# the fastest of 4-8 tokens x 2-3 grams on short and long answers alike; bench/bench_draft.py compares 0 and 4)
+DRAFT_TOKENS = int(os.environ.get("QA_DRAFT_TOKENS", "4"))
+DRAFT_NGRAM = 3
+DRAFT_AFTER = 8  # answer tokens before the first draft: a one-fact answer ("Pierre Vimont [1].") is over by then
 
 
 class IkLlamaGenerator:
@@ -37,6 +44,7 @@ class IkLlamaGenerator:
         batch_threads: int | None = None,  # prompt-processing threads; None: likewise
         n_ctx: int = 4096,  # tokens of context: ~1,100-token prompts plus the answer fit easily
         repack: bool = True,  # interleaved weight layout: prompts 66-74 vs 61-65 tokens/s here
+        draft_tokens: int = DRAFT_TOKENS,  # prompt-lookup draft checked per step (qa.generation.lookup); 0: off
     ) -> None:
         self.spec = base.gguf_model(model, "ik_llama.cpp")
         base.check_positive(n_ctx=n_ctx)
@@ -45,6 +53,8 @@ class IkLlamaGenerator:
         self.n_ctx = n_ctx
         self.n_batch = 512
         self.repack = repack
+        self.draft_tokens = draft_tokens
+        self.drafted = self.accepted = 0  # draft tokens checked and kept, over this generator's life
         self._api: _Api | None = None
         self._model: Any = None
         self._ctx: Any = None
@@ -158,27 +168,68 @@ class IkLlamaGenerator:
             self._evaluate(chunk, start, logits=start + self.n_batch >= len(tokens))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         piece = ctypes.create_string_buffer(256)
-        for i in range(max_tokens):
-            if i:  # the previous token goes into the cache only now, after it has been shown
-                self._evaluate([token], len(self._cached), logits=True)
-            token = _argmax(api.C.llama_get_logits_ith(ctx, -1), self._n_vocab)
+        lookup = PromptLookup(tokens, min_ngram=DRAFT_NGRAM) if self.draft_tokens else None
+        answer: list[int] = []
+        token = _argmax(api.C.llama_get_logits_ith(ctx, -1), self._n_vocab)
+        while True:
             if api.C.llama_token_is_eog(self._model, token):
                 break
             n = api.C.llama_token_to_piece(self._model, token, piece, len(piece), 0, False)
             text = decoder.decode(piece.raw[: max(n, 0)])
             if text:
                 yield text
+            answer.append(token)
+            if len(answer) >= max_tokens:
+                break
+            # the token goes into the cache only now, after it has been shown; with it, a draft to check
+            room = min(self.draft_tokens, max_tokens - len(answer) - 1) if len(answer) >= DRAFT_AFTER else 0
+            draft = lookup.draft(tokens + answer, room) if lookup else []
+            choices = self._evaluate_draft([token, *draft], len(self._cached))
+            kept = next((i for i, (d, c) in enumerate(zip(draft, choices)) if d != c), len(draft))
+            if kept < len(draft):  # the rejected draft tokens leave the cache
+                self._forget_after(len(self._cached) - (len(draft) - kept))
+            for accepted in draft[:kept]:
+                if api.C.llama_token_is_eog(self._model, accepted):
+                    return
+                n = api.C.llama_token_to_piece(self._model, accepted, piece, len(piece), 0, False)
+                text = decoder.decode(piece.raw[: max(n, 0)])
+                if text:
+                    yield text
+                answer.append(accepted)
+            self.drafted += len(draft)
+            self.accepted += kept
+            token = choices[kept]
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
 
-    def _evaluate(self, tokens: list[int], start: int, *, logits: bool) -> None:
-        """Append ``tokens`` at positions ``start``... to the KV cache (and to ``_cached``)."""
+    def _evaluate_draft(self, tokens: list[int], start: int) -> list[int]:
+        """Append ``tokens`` at ``start``... and return the greedy choice after each of them."""
+        if len(tokens) == 1:
+            self._evaluate(tokens, start, logits=True)
+            return [_argmax(self._api.C.llama_get_logits_ith(self._ctx, -1), self._n_vocab)]
+        self._evaluate(tokens, start, logits=True, every=True)
+        return [_argmax(self._api.C.llama_get_logits_ith(self._ctx, i), self._n_vocab) for i in range(len(tokens))]
+
+    def _forget_after(self, position: int) -> None:
+        """Drop the KV cache from ``position`` on."""
+        if not self._api.kv_cache_seq_rm(self._ctx, 0, position, -1):
+            self._api.C.llama_kv_cache_clear(self._ctx)
+            self._cached = []
+            raise GenerationError(f"{self.name}: could not drop rejected draft tokens from the cache")
+        del self._cached[position:]
+
+    def _evaluate(self, tokens: list[int], start: int, *, logits: bool, every: bool = False) -> None:
+        """Append ``tokens`` at positions ``start``... to the KV cache (and to ``_cached``); logits for
+        the last token when ``logits``, for each when ``every``."""
         from ik_llama_cpp._internals import make_batch_range
 
         api = self._api
         assert api is not None
         batch = make_batch_range(tokens, pos_start=start, logits_last=logits)
+        if every:
+            for i in range(len(tokens)):
+                batch.logits[i] = 1
         try:
             status = api.C.llama_decode(self._ctx, batch)
         finally:
