@@ -33,7 +33,7 @@ import numpy as np
 from embeddings import files
 from embeddings.build import Progress, build_index, embed_documents
 from embeddings.documents import Document, DocumentMeta
-from embeddings.encoder import DEFAULT_EMBEDDER, Encoder
+from embeddings.encoder import DEFAULT_EMBEDDER, Encoder, load_encoder, resolve_backend
 from embeddings.errors import QAError
 from embeddings.paragraphs import Passage
 from embeddings.store import IndexSettings, StoredIndex
@@ -165,11 +165,11 @@ class ShardEmbedder:
         return {"shard": np.asarray(batch["shard"]), "payload": np.array(payloads, dtype=object)}
 
 
-def load_named_encoder(name: str) -> Encoder:
-    """``embeddings.encoder.load_encoder(name)``, looked up when called (on the worker)."""
+def load_named_encoder(name: str, backend: str | None = None) -> Encoder:
+    """``embeddings.encoder.load_encoder(name, backend=backend)``, looked up when called (on the worker)."""
     from embeddings import encoder
 
-    return encoder.load_encoder(name)
+    return encoder.load_encoder(name, backend=backend)
 
 
 def describe_encoder(encoder_factory: EncoderFactory) -> dict:
@@ -306,7 +306,11 @@ def build_index_on_ray(
     if actors < 1:
         raise ValueError(f"actors must be >= 1, got {actors}")
     index_dir = Path(index_dir)
-    encoder = ClusterEncoder(embedder, encoder_factory or functools.partial(load_named_encoder, embedder))
+    if encoder_factory is None:  # the driver decides the backend, so every worker runs the same one
+        backend = resolve_backend()
+        encoder_factory = functools.partial(load_named_encoder, embedder, backend)
+        embedder = load_encoder(embedder, backend=backend).name  # e.g. all-mpnet-base-v2+bf16; nothing loads
+    encoder = ClusterEncoder(embedder, encoder_factory)
     stats = RayStats()
     shards_root = index_dir / SHARDS_DIR
     embed = functools.partial(embed_on_ray, encoder=encoder, shards_root=shards_root, actors=actors,

@@ -2,15 +2,17 @@
 
 The one decision: every embedder, packaged (``embeddings.embedders``) or a local path or hub name,
 loads lazily through the same sentence-transformers code, once, behind a lock. The backend
-(``fp32`` by default, ``bf16``, or ``onnx-int8`` in ``embeddings.quantized``) is part of the encoder's
-``name``; docs/DESIGN.md ("Indexing speed") says why fp32 stays the default.
+(``bf16`` where the CPU has it, else ``fp32``; or ``onnx-int8`` in ``embeddings.quantized``) is part of
+the encoder's ``name``; docs/DESIGN.md ("Indexing speed") has the measurements that chose it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -33,15 +35,16 @@ class Encoder(Protocol):
 
 
 PRECISIONS = ("fp32", "bf16")
+BATCH_TOKENS = 4096  # tokens per batch at most (bench_embed.py)
 
 
 class SentenceTransformerEncoder:
     """A sentence-transformers model, loaded lazily on first use (thread-safe, once).
 
-    ``precision="bf16"`` runs the model under bfloat16 autocast (about 1.8x faster on a CPU with
-    AVX512-BF16, cosine 0.9999 to fp32); its vectors depend on how texts are batched by up to ~1e-3,
-    so in bf16 every text is run on its own and a text's vector never depends on its neighbours.
-    The precision is part of ``name`` (``all-mpnet-base-v2+bf16``), so an index records it.
+    ``precision="bf16"`` runs the model under bfloat16 autocast (about 2x faster on a CPU with
+    AVX512-BF16, cosine 0.9999 to fp32). Padding made bf16 vectors depend on their batch by up to
+    ~1e-3; batches of equal-length texts need none (``encode``). The precision is part of ``name``
+    (``all-mpnet-base-v2+bf16``), so an index records it.
     """
 
     def __init__(self, model: str = DEFAULT_EMBEDDER, *, batch_size: int = 32, device: str = "cpu",
@@ -51,7 +54,7 @@ class SentenceTransformerEncoder:
         self.model_name = model
         self.name = model if precision == "fp32" else f"{model}+{precision}"
         self.precision = precision
-        self.batch_size = batch_size if precision == "fp32" else 1
+        self.batch_size = batch_size
         self.device = device
         self._model = None
         self._lock = threading.Lock()
@@ -95,23 +98,38 @@ class SentenceTransformerEncoder:
     def encode(self, texts: Sequence[str], *, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """(n, dim) float32 L2-normalised vectors, in the order of ``texts``.
 
-        Texts are encoded longest first, so each batch holds texts of about one length: a batch is
-        padded to its longest text, and an index mixes passages with their sentences. On 1,242
-        SQuAD units this took 13.8 s instead of 35.8 s (all-MiniLM-L6-v2; all-mpnet-base-v2 27.6 s
-        instead of 74.2 s on 318), with the same vectors to 1e-6.
+        Texts are batched with others of exactly their token length, longest first: a batch then
+        needs no padding, which both saves the work padding costs (an index mixes passages with
+        their sentences) and makes a text's vector independent of the batch it ran in: the same bit
+        for bit in bf16, to ~1e-7 in fp32 (padding had moved bf16 vectors by up to 1e-3), so a
+        vector does not depend on what else was indexed with it.
         """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        done = 0
+        for rows in self._batches(texts):
             with self._autocast():
                 out[rows] = self.model.encode(
-                    [texts[i] for i in rows], batch_size=self.batch_size, normalize_embeddings=True,
+                    [texts[i] for i in rows], batch_size=len(rows), normalize_embeddings=True,
                     convert_to_numpy=True, show_progress_bar=False,
                 )
+            done += len(rows)
             if progress is not None:
-                progress(min(start + len(rows), len(texts)), len(texts))
+                progress(done, len(texts))
         return out
+
+    def _batches(self, texts: Sequence[str]) -> list[list[int]]:
+        """Rows of ``texts`` grouped by token length (as the model will see them: truncated, with its
+        special tokens), longest first, at most ``batch_size`` texts and ``BATCH_TOKENS`` tokens each."""
+        lengths = [len(ids) for ids in self.model.tokenizer(
+            [t.strip() for t in texts], truncation=True, max_length=self.max_tokens, verbose=False)["input_ids"]]
+        by_length: dict[int, list[int]] = {}
+        for row, length in enumerate(lengths):
+            by_length.setdefault(length, []).append(row)
+        batches = []
+        for length in sorted(by_length, reverse=True):
+            rows, size = by_length[length], max(1, min(self.batch_size, BATCH_TOKENS // max(length, 1)))
+            batches += [rows[i : i + size] for i in range(0, len(rows), size)]
+        return batches
 
     def encode_tokens(self, texts: Sequence[str], *, progress: Callable[[int, int], None] | None = None
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -152,18 +170,36 @@ class SentenceTransformerEncoder:
         return torch.autocast(self.device, dtype=torch.bfloat16)
 
 
-BACKENDS = ("fp32", "bf16", "onnx-int8")
-DEFAULT_BACKEND = "fp32"  # the only one that kept recall and is the same on every CPU (bench_embed.py)
+BACKENDS = ("auto", "fp32", "bf16", "onnx-int8")
+DEFAULT_BACKEND = "auto"  # bf16 where the CPU computes it natively, else fp32: same recall (bench_embed.py)
 
 
-def load_encoder(name: str | None = None, *, backend: str | None = None) -> Encoder:
-    """The embedder ``name`` (``$QA_EMBEDDER``, else the default) run by ``backend``
-    (``$QA_EMBEDDER_BACKEND``, else the default): ``fp32`` or ``bf16`` PyTorch through
-    sentence-transformers, or ``onnx-int8`` (packaged embedders only; others run in fp32)."""
-    name = name or os.environ.get("QA_EMBEDDER") or DEFAULT_EMBEDDER
+def cpu_has_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch emulates
+    it, slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(r"\b(?:avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """``backend`` (else ``$QA_EMBEDDER_BACKEND``, else the default) with ``auto`` decided for this CPU."""
     backend = backend or os.environ.get("QA_EMBEDDER_BACKEND") or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise EncoderError(f"embedder backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return backend
+
+
+def load_encoder(name: str | None = None, *, backend: str | None = None) -> Encoder:
+    """The embedder ``name`` (``$QA_EMBEDDER``, else the default) run by ``backend`` (see
+    ``resolve_backend``): ``fp32`` or ``bf16`` PyTorch through sentence-transformers, or ``onnx-int8``
+    (packaged embedders only; others run in fp32). Nothing loads until the first use."""
+    name = name or os.environ.get("QA_EMBEDDER") or DEFAULT_EMBEDDER
+    backend = resolve_backend(backend)
     if backend == "onnx-int8" and name in PACKAGED_EMBEDDERS:
         from embeddings.quantized import OnnxInt8Encoder
 

@@ -1,4 +1,5 @@
-"""The int8 ONNX embedder (``embeddings/quantized.py``): built once, verified, rebuilt when damaged."""
+"""The embedder backends: the int8 ONNX export (``embeddings/quantized.py``: built once, verified, rebuilt when
+damaged) and the PyTorch batches of equal-length texts (``embeddings/encoder.py``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def test_load_encoder_picks_the_backend_without_loading_a_model(monkeypatch):
     assert load_encoder("all-mpnet-base-v2", backend="fp32").name == "all-mpnet-base-v2"
     local = load_encoder("/some/local/model", backend="onnx-int8")  # not packaged: runs in fp32
     assert isinstance(local, SentenceTransformerEncoder) and local.name == "/some/local/model"
+    from embeddings import encoder as module
+
+    for native, name in ((True, "all-mpnet-base-v2+bf16"), (False, "all-mpnet-base-v2")):
+        monkeypatch.setattr(module, "cpu_has_bf16", lambda native=native: native)
+        assert load_encoder("all-mpnet-base-v2").name == name  # the default: bf16 only where the CPU has it
+        assert load_encoder("all-mpnet-base-v2", backend="auto").name == name
+    assert module.resolve_backend("fp32") == "fp32"
     monkeypatch.setenv("QA_EMBEDDER_BACKEND", "int4")
     with pytest.raises(EncoderError, match="backend must be one of .*'int4'"):
         load_encoder("all-mpnet-base-v2")
@@ -88,3 +96,21 @@ def test_a_damaged_export_is_rebuilt(int8_cache, monkeypatch):
     assert quantized_model_dir("all-mpnet-base-v2") == int8_cache
     assert export_is_valid(int8_cache)
     assert sha256_file(model) == json.loads((int8_cache / "recipe.json").read_text())["sha256"]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_equal_length_batches_need_no_padding_so_a_vector_never_depends_on_its_batch(precision):
+    encoder = SentenceTransformerEncoder("all-mpnet-base-v2", precision=precision)
+    texts = [*TEXTS, "Who kept the light?", "Who kept the lighthouse?", "When did it open?", "Who built the pier?"]
+    batches = encoder._batches(texts)
+    assert sorted(row for rows in batches for row in rows) == list(range(len(texts)))
+    for rows in batches:  # the model's own tokenisation pads nothing in any batch
+        assert bool(encoder.model.tokenize([texts[i] for i in rows])["attention_mask"].all())
+    assert any(len(rows) > 1 for rows in batches)  # equal lengths did share a batch
+    together = encoder.encode(texts)
+    alone = np.concatenate([encoder.encode([text]) for text in texts])
+    tolerance = 0.0 if precision == "bf16" else 1e-6  # bf16: bit for bit; fp32 kernels round by batch shape
+    assert np.abs(together - alone).max() <= tolerance
+    fp32 = SentenceTransformerEncoder("all-mpnet-base-v2").encode(texts)
+    assert (together * fp32).sum(axis=1).min() > 0.999
