@@ -2,8 +2,9 @@
 
 Every question of the given files is answered by the default pipeline once per draft size, one pass
 over all the questions per size (question by question turns would let the second size find the
-first one's whole prompt in the model's cache); the first size is the reference. Reports per file and size: complete-answer and first-token p50/p95,
-the answers identical to the reference's, and the share of drafted tokens the model kept.
+first one's whole prompt in the model's cache); the first size is the reference. Reports per file and
+size: complete-answer and first-token p50/p95, the answers identical to the reference's, and the share
+of drafted tokens the model kept.
 
     .venv/bin/python bench/bench_draft.py ../shared/eval/dev.jsonl ../shared/eval/dev_broad.jsonl --drafts 0,4
 """

@@ -29,6 +29,8 @@ from qa.types import REFUSAL, Answer, Citation, Retrieved, StreamEvent, Timings,
 # Tokens of passage text in the prompt, per answer style, when the settings do not say: the
 # speed/accuracy dial, since the first token waits for every prompt token (docs/DESIGN.md, step 8).
 CONTEXT_TOKENS = {"sentence": 60, "short": 200}
+EXTRACTIVE: tuple[str, ...] = ()  # shapes whose answer is their snippets themselves (bench: QA_EXTRACTIVE)
+EXTRACT_WORDS = 110  # an extractive answer's length at most (the issue asks 30-120 words)
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,15 @@ class AnswerSettings:
     max_answer_tokens: int = 96  # generation cap: answers are one or two sentences
     style: str = "sentence"  # "sentence" or "short" (only the answering words): see qa.prompting.styles.STYLES
     shapes: bool = True  # sentence answers take the question's shape (qa.shapes); False: every one is one fact
+    extractive: tuple[str, ...] = EXTRACTIVE  # shapes answered with the passages' own sentences, no model call
 
     def __post_init__(self) -> None:
         if self.context_tokens is not None:
             check_positive_whole("context tokens", self.context_tokens)
+        unknown = set(self.extractive) - set(SHAPES) - {"none"}
+        if unknown or "fact" in self.extractive:
+            raise InvalidArgument(f"extractive shapes must be among {', '.join(s for s in SHAPES if s != 'fact')}, "
+                                  f"got {', '.join(sorted(unknown or {'fact'}))}")
         if self.style not in STYLES:
             raise InvalidArgument(f"answer style must be one of {', '.join(STYLES)}, got {self.style!r}")
 
@@ -101,6 +108,14 @@ def stream_answer(
             yield finish(REFUSAL, "", True, notes=[plan.refusal])
             return
         snippets, messages, max_tokens, stop = plan.snippets, plan.messages, shape.max_tokens, ["Question:", "\n\n\n"]
+        if shape.name in settings.extractive:
+            documents = {s.passage.doc: retriever.document_text(s.passage.doc) for s in snippets}
+            checked = extract(snippets, documents, words=EXTRACT_WORDS, sources=shape.name == "compare")
+            first = time.perf_counter() - started
+            yield Token(checked.text)
+            citations = located(checked.citations, retriever.stored.documents)
+            yield finish(checked.text, "", checked.refused, citations, checked.notes, first)
+            return
     else:
         snippets = select_snippets(hits, retriever, searched, budget=settings.budget,
                                    max_passages=settings.max_passages, count_tokens=generator.count_tokens)

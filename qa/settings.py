@@ -57,8 +57,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
         """Settings from ``QA_CORPUS``, ``QA_INDEX_DIR``, ``QA_EMBEDDER``, ``QA_MODEL``, ``QA_BACKEND``, ``QA_K``,
-        ``QA_CONTEXT_TOKENS``;
-        keyword overrides that are not None win."""
+        ``QA_CONTEXT_TOKENS``, ``QA_EXTRACTIVE`` (shapes answered with the passages' own sentences, comma
+        separated; "none" for none); keyword overrides that are not None win."""
         env = os.environ if environ is None else environ
         values: dict = {}
         for name, var in (("corpus", "QA_CORPUS"), ("index_dir", "QA_INDEX_DIR"), ("embedder", "QA_EMBEDDER"),
@@ -67,8 +67,14 @@ class Settings:
                 values[name] = env[var]
         if env.get("QA_K"):
             values["k"] = _whole(env, "QA_K")
+        answer = {}
         if env.get("QA_CONTEXT_TOKENS"):
-            values["answer"] = AnswerSettings(context_tokens=_whole(env, "QA_CONTEXT_TOKENS"))
+            answer["context_tokens"] = _whole(env, "QA_CONTEXT_TOKENS")
+        if env.get("QA_EXTRACTIVE"):
+            shapes = (s.strip() for s in env["QA_EXTRACTIVE"].split(","))
+            answer["extractive"] = tuple(s for s in shapes if s not in ("", "none"))
+        if answer:
+            values["answer"] = AnswerSettings(**answer)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

@@ -127,3 +127,41 @@ def test_shapes_can_be_turned_off(corpus, tmp_path):
     pipeline, generator = make(corpus, tmp_path, [REFUSAL], shapes=False)
     pipeline.answer("Why was the harbour rebuilt?")
     assert generator.prompts[0][-1]["content"].rstrip().endswith("Question: Why was the harbour rebuilt?")
+
+
+def test_an_extractive_comparison_quotes_each_document_under_its_source_without_the_model(corpus, tmp_path):
+    pipeline, generator = make(corpus, tmp_path, [], extractive=("summary", "compare"))
+    events = list(pipeline.stream("How do the two articles differ about the harbour?"))
+    answer = events[-1]
+    assert generator.prompts == []  # no model call
+    assert isinstance(events[0], Retrieved) and [e.text for e in events[1:-1]] == [answer.text]
+    assert not answer.refused and {c.doc for c in answer.citations} == {"a_harbour.txt", "b_town.txt"}
+    for c in answer.citations:  # every sentence is the document's own, cited at its exact span
+        assert pipeline.document_text(c.doc)[c.start : c.end] == c.text
+        assert " ".join(c.text.split()).rstrip(".") in answer.text
+    lines = answer.text.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("«Harbour Days»: ") and lines[1].startswith("«Town Notes»: ")
+    assert len(answer.text.split()) <= 120
+
+
+def test_an_extractive_summary_stays_within_its_words_and_in_document_order(corpus, tmp_path):
+    pipeline, generator = make(corpus, tmp_path, [], extractive=("summary",))
+    answer = pipeline.answer("Summarize the first article.")
+    assert generator.prompts == [] and not answer.refused
+    assert {c.doc for c in answer.citations} == {"a_harbour.txt"}
+    starts = [c.start for c in answer.citations]
+    assert starts == sorted(starts) and 10 <= len(answer.text.split()) <= 120
+    assert [f"[{c.n}]" in answer.text for c in answer.citations] == [True] * len(answer.citations)
+
+
+def test_only_broad_shapes_can_be_extractive(monkeypatch):
+    from qa.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="fact"):
+        AnswerSettings(extractive=("fact",))
+    with pytest.raises(InvalidArgument, match="poem"):
+        AnswerSettings(extractive=("poem",))
+    monkeypatch.setenv("QA_EXTRACTIVE", "summary, compare")
+    assert Settings.from_env().answer.extractive == ("summary", "compare")
+    monkeypatch.setenv("QA_EXTRACTIVE", "none")
+    assert Settings.from_env().answer.extractive == ()

@@ -174,23 +174,48 @@ def thin(verified: Verified, *, sentences: int = 2, words: int = 6) -> bool:
 
 
 def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Sequence[str] = (), *,
-            k: int = 3) -> Verified:
-    """The first ``k`` snippets themselves as the answer, each cited at its exact span: what a
-    summary falls back to when the model's own is too thin to stand.
+            k: int = 3, words: int | None = None, sources: bool = False) -> Verified:
+    """The snippets themselves as the answer, in their order, each cited at its exact span: the first
+    ``k``, or as many as fit in ``words`` words (at least one). With ``sources``, each run of snippets
+    from one document opens with who wrote it ("Faure (2020):"), as a comparison reads. What a summary
+    falls back to when the model's own is too thin to stand, and what an extractive shape answers.
 
     >>> extract([], {}).refused
     True
     """
-    chosen = list(snippets)[:k]
+    chosen: list[Snippet] = []
+    groups = list(dict.fromkeys(s.passage.doc for s in snippets)) if sources else [None]
+    for group in groups:  # with sources, each document gets its share of the words
+        share = None if words is None else max(1, words // len(groups))
+        used = 0
+        for snippet in (s for s in snippets if group is None or s.passage.doc == group):
+            size = len(snippet.text.split())
+            if (share is None and len(chosen) >= k) or (share is not None and used and used + size > share):
+                break
+            chosen.append(snippet)
+            used += size
     if not chosen:
         return Verified(REFUSAL, (), True, tuple(notes))
     parts, citations = [], []
     for n, snippet in enumerate(chosen, start=1):
         body = " ".join(snippet.text.split())
         tail = body[-1] if body[-1] in ".!?" else ""
-        parts.append(f"{body[:len(body) - len(tail)]} [{n}]{tail or '.'}")
+        opening = ""
+        if sources and (n == 1 or chosen[n - 2].passage.doc != snippet.passage.doc):
+            opening = f"{'' if n == 1 else chr(10)}{source_label(snippet)}: "
+        parts.append(f"{opening}{body[:len(body) - len(tail)]} [{n}]{tail or '.'}")
         document = documents[snippet.passage.doc]
         citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
                                   document[snippet.start : snippet.end], snippet.passage.start, snippet.passage.end))
-    return Verified(" ".join(parts), tuple(citations), False,
-                    (*notes, "the model's summary was too thin: its most central sentences are shown instead"))
+    note = "the passages' own sentences are the answer" if words is not None else \
+        "the model's summary was too thin: its most central sentences are shown instead"
+    return Verified(" ".join(parts).replace(" \n", "\n"), tuple(citations), False, (*notes, note))
+
+
+def source_label(snippet: Snippet) -> str:
+    """Who wrote a snippet's document and when, as far as the index knows: "Faure (2020)", else its
+    title: "«Macron's Dialogue With Russia» (2020)"."""
+    passage = snippet.passage
+    name = passage.author.split(",")[0].split()[-1] if passage.author else f"«{passage.title or passage.doc}»"
+    year = (passage.date or "")[:4]
+    return f"{name} ({year})" if year.isdigit() else name
