@@ -47,8 +47,8 @@ QUESTION_SETS = (ROOT.parent / "shared" / "eval" / "dev.jsonl", ROOT / "bench" /
                  ROOT / "bench" / "questions" / "heldout2.jsonl", ROOT / "bench" / "questions" / "heldout3.jsonl")
 CONFIGS = {  # name -> (embedder, backend of embeddings.encoder.load_encoder, index settings)
     "mpnet fp32, batches sorted by characters (before)": ("all-mpnet-base-v2", "fp32-sorted", IndexSettings()),
-    "mpnet fp32, equal-length batches": ("all-mpnet-base-v2", "fp32", IndexSettings()),
-    "mpnet bf16, equal-length batches (default where the CPU has bf16)": ("all-mpnet-base-v2", "bf16", IndexSettings()),
+    "mpnet fp32, equal-length batches (default)": ("all-mpnet-base-v2", "fp32", IndexSettings()),
+    "mpnet bf16, equal-length batches": ("all-mpnet-base-v2", "bf16", IndexSettings()),
     "mpnet int8": ("all-mpnet-base-v2", "onnx-int8", IndexSettings()),
     "mpnet bf16, sentences+pairs pooled (late)": ("all-mpnet-base-v2", "bf16", IndexSettings(late_chunking="all")),
     "MiniLM bf16, equal-length batches": ("all-MiniLM-L6-v2", "bf16", IndexSettings()),

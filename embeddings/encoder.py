@@ -2,8 +2,9 @@
 
 The one decision: every embedder, packaged (``embeddings.embedders``) or a local path or hub name,
 loads lazily through the same sentence-transformers code, once, behind a lock. The backend
-(``bf16`` where the CPU has it, else ``fp32``; or ``onnx-int8`` in ``embeddings.quantized``) is part of
-the encoder's ``name``; docs/DESIGN.md ("Indexing speed") has the measurements that chose it.
+(``fp32`` by default; ``bf16``, ``auto`` (bf16 where the CPU has it) or ``onnx-int8`` in
+``embeddings.quantized``) is part of the encoder's ``name``; docs/DESIGN.md ("Indexing speed") has the
+measurements that chose it.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class SentenceTransformerEncoder:
 
 
 BACKENDS = ("auto", "fp32", "bf16", "onnx-int8")
-DEFAULT_BACKEND = "auto"  # bf16 where the CPU computes it natively, else fp32: same recall (bench_embed.py)
+DEFAULT_BACKEND = "fp32"  # bf16 ("auto") kept recall but moved near-tied answers (docs/DESIGN.md, "Indexing speed")
 
 
 def cpu_has_bf16() -> bool:

@@ -34,8 +34,8 @@ def test_load_encoder_picks_the_backend_without_loading_a_model(monkeypatch):
 
     for native, name in ((True, "all-mpnet-base-v2+bf16"), (False, "all-mpnet-base-v2")):
         monkeypatch.setattr(module, "cpu_has_bf16", lambda native=native: native)
-        assert load_encoder("all-mpnet-base-v2").name == name  # the default: bf16 only where the CPU has it
-        assert load_encoder("all-mpnet-base-v2", backend="auto").name == name
+        assert load_encoder("all-mpnet-base-v2", backend="auto").name == name  # bf16 only where the CPU has it
+        assert load_encoder("all-mpnet-base-v2").name == "all-mpnet-base-v2"  # the default stays fp32
     assert module.resolve_backend("fp32") == "fp32"
     monkeypatch.setenv("QA_EMBEDDER_BACKEND", "int4")
     with pytest.raises(EncoderError, match="backend must be one of .*'int4'"):
