@@ -33,7 +33,7 @@ import numpy as np
 from embeddings import files
 from embeddings.build import Progress, build_index, embed_documents
 from embeddings.documents import Document, DocumentMeta
-from embeddings.encoder import DEFAULT_EMBEDDER, Encoder, load_encoder, resolve_backend
+from embeddings.encoder import DEFAULT_EMBEDDER, Encoder, resolve_backend
 from embeddings.errors import QAError
 from embeddings.paragraphs import Passage
 from embeddings.store import IndexSettings, StoredIndex
@@ -309,7 +309,7 @@ def build_index_on_ray(
     if encoder_factory is None:  # the driver decides the backend, so every worker runs the same one
         backend = resolve_backend()
         encoder_factory = functools.partial(load_named_encoder, embedder, backend)
-        embedder = load_encoder(embedder, backend=backend).name  # e.g. all-mpnet-base-v2+bf16; nothing loads
+        embedder = load_named_encoder(embedder, backend).name  # e.g. all-mpnet-base-v2+bf16; nothing loads
     encoder = ClusterEncoder(embedder, encoder_factory)
     stats = RayStats()
     shards_root = index_dir / SHARDS_DIR

@@ -136,7 +136,7 @@ SITECUSTOMIZE = textwrap.dedent('''
                     _pause("embed")
                     return super().encode(texts, progress=progress)
 
-            embeddings.encoder.load_encoder = lambda name=None: _Encoder()
+            embeddings.encoder.load_encoder = lambda name=None, **kwargs: _Encoder()
         if "generator" in _fakes:
             import qa.generation.factory
 
