@@ -108,22 +108,15 @@ def stream_answer(
             yield finish(REFUSAL, "", True, notes=[plan.refusal])
             return
         snippets, messages, max_tokens, stop = plan.snippets, plan.messages, shape.max_tokens, ["Question:", "\n\n\n"]
-        if shape.name in settings.extractive:
-            documents = {s.passage.doc: retriever.document_text(s.passage.doc) for s in snippets}
-            checked = extract(snippets, documents, words=EXTRACT_WORDS, sources=shape.name == "compare")
-            first = time.perf_counter() - started
-            yield Token(checked.text)
-            citations = located(checked.citations, retriever.stored.documents)
-            yield finish(checked.text, "", checked.refused, citations, checked.notes, first)
-            return
     else:
         snippets = select_snippets(hits, retriever, searched, budget=settings.budget,
                                    max_passages=settings.max_passages, count_tokens=generator.count_tokens)
         messages = build_messages(snippets, query, style=settings.style)
         max_tokens, stop = settings.max_answer_tokens, ["\n\n", "Question:"]
+    extractive = shape.name in settings.extractive  # the snippets are the answer: no model call
     pieces: list[str] = []
     first_token = None
-    for piece in generator.generate(messages, max_tokens=max_tokens, stop=stop):
+    for piece in () if extractive else generator.generate(messages, max_tokens=max_tokens, stop=stop):
         if first_token is None:
             first_token = time.perf_counter() - started
         pieces.append(piece)
@@ -139,7 +132,11 @@ def stream_answer(
         units = retriever.sentence_vectors(snippet.passage).items()
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
-    if shape.broad:
+    if extractive:
+        checked = extract(snippets, documents, words=EXTRACT_WORDS, sources=shape.name == "compare")
+        first_token = time.perf_counter() - started
+        yield Token(checked.text)
+    elif shape.broad:
         capped = bool(raw) and generator.count_tokens(raw) >= max_tokens - 1
         checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose,
                                truncated=capped, each_on_topic=shape.name == "describe")
@@ -147,7 +144,7 @@ def stream_answer(
             checked = extract(snippets, documents, checked.notes)
     else:
         checked = verify(raw, snippets, query, documents, closeness)
-    n_prompt = sum(generator.count_tokens(m["content"]) for m in messages)
+    n_prompt = 0 if extractive else sum(generator.count_tokens(m["content"]) for m in messages)
     citations = located(checked.citations, retriever.stored.documents)
     yield finish(checked.text, raw, checked.refused, citations, checked.notes, first_token,
                  n_prompt, generator.count_tokens(raw) if raw else 0)

@@ -168,40 +168,43 @@ class IkLlamaGenerator:
             self._evaluate(chunk, start, logits=start + self.n_batch >= len(tokens))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         piece = ctypes.create_string_buffer(256)
-        lookup = PromptLookup(tokens, min_ngram=DRAFT_NGRAM) if self.draft_tokens else None
-        answer: list[int] = []
-        token = _argmax(api.C.llama_get_logits_ith(ctx, -1), self._n_vocab)
-        while True:
-            if api.C.llama_token_is_eog(self._model, token):
-                break
+        for token in self._choose(tokens, max_tokens):
             n = api.C.llama_token_to_piece(self._model, token, piece, len(piece), 0, False)
             text = decoder.decode(piece.raw[: max(n, 0)])
             if text:
                 yield text
-            answer.append(token)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def _choose(self, prompt: list[int], max_tokens: int) -> Iterator[int]:
+        """The greedy answer's tokens after the evaluated ``prompt``, up to ``max_tokens`` and before
+        the end-of-generation token. A token is yielded (shown) before it goes into the cache, with
+        the prompt-lookup draft that follows it; the draft tokens the model agrees with are yielded
+        next, the rejected ones leave the cache."""
+        api = self._api
+        lookup = PromptLookup(prompt, min_ngram=DRAFT_NGRAM) if self.draft_tokens else None
+        answer: list[int] = []
+        accepted: list[int] = []  # draft tokens already in the cache, not yet shown
+        token = _argmax(api.C.llama_get_logits_ith(self._ctx, -1), self._n_vocab)
+        while True:
+            for chosen in (*accepted, token):
+                if api.C.llama_token_is_eog(self._model, chosen):
+                    return
+                yield chosen
+                answer.append(chosen)
             if len(answer) >= max_tokens:
-                break
-            # the token goes into the cache only now, after it has been shown; with it, a draft to check
+                return
+            # drafting starts after DRAFT_AFTER (> the n-gram) answer tokens, so the answer alone ends in the n-gram
             room = min(self.draft_tokens, max_tokens - len(answer) - 1) if len(answer) >= DRAFT_AFTER else 0
-            draft = lookup.draft(tokens + answer, room) if lookup else []
+            draft = lookup.draft(answer, room) if lookup else []
             choices = self._evaluate_draft([token, *draft], len(self._cached))
             kept = next((i for i, (d, c) in enumerate(zip(draft, choices)) if d != c), len(draft))
             if kept < len(draft):  # the rejected draft tokens leave the cache
                 self._forget_after(len(self._cached) - (len(draft) - kept))
-            for accepted in draft[:kept]:
-                if api.C.llama_token_is_eog(self._model, accepted):
-                    return
-                n = api.C.llama_token_to_piece(self._model, accepted, piece, len(piece), 0, False)
-                text = decoder.decode(piece.raw[: max(n, 0)])
-                if text:
-                    yield text
-                answer.append(accepted)
             self.drafted += len(draft)
             self.accepted += kept
-            token = choices[kept]
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield tail
+            accepted, token = draft[:kept], choices[kept]
 
     def _evaluate_draft(self, tokens: list[int], start: int) -> list[int]:
         """Append ``tokens`` at ``start``... and return the greedy choice after each of them."""
