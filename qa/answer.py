@@ -114,11 +114,14 @@ def stream_answer(
         messages = build_messages(snippets, query, style=settings.style)
         max_tokens, stop = settings.max_answer_tokens, ["\n\n", "Question:"]
     extractive = shape.name in settings.extractive  # the snippets are the answer: no model call
+    # a broad answer's first line is started for the model ("-"), so that it goes on with a sentence
+    prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
     pieces: list[str] = []
     first_token = None
     for piece in () if extractive else generator.generate(messages, max_tokens=max_tokens, stop=stop):
         if first_token is None:
             first_token = time.perf_counter() - started
+            piece = prefill + piece
         pieces.append(piece)
         yield Token(piece)
     raw = "".join(pieces)
@@ -137,7 +140,7 @@ def stream_answer(
         first_token = time.perf_counter() - started
         yield Token(checked.text)
     elif shape.broad:
-        capped = bool(raw) and generator.count_tokens(raw) >= max_tokens - 1
+        capped = bool(raw) and generator.count_tokens(raw[len(prefill):]) >= max_tokens - 1
         checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose,
                                truncated=capped, each_on_topic=shape.name == "describe")
         if shape.name == "summary" and plan.scoped and thin(checked):

@@ -31,7 +31,7 @@ _ALL = re.compile(rf"\b(?:(?:the|these|those)\s+(?:two|three|four|five)\s+{_NOUN
                   r"|the\s+(?:articles|pieces|documents|texts|analyses|papers|reports|essays|files|sources)\b)", re.I)
 _QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{3,120})[\"“”«»]|(?<!\w)['‘]([^'‘’]{3,120})['’](?!\w)")
 _MONTHS = "january february march april may june july august september october november december".split()
-_TOPIC = re.compile(r"\b(?:about|regarding|concerning|on the (?:topic|subject|question) of)\b", re.I)
+_TOPIC = re.compile(r"\b(?:about|regarding|concerning|on the (?:topic|subject|question) of)\s+(.{3,}?)[\s?.!]*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,11 @@ class Scope:
     docs: tuple[str, ...] = ()  # the documents named, in corpus (path) order; () when none is
     section: str | None = None  # a section heading named, when one is
     missing: str = ""  # a quoted title, section or name that no document holds
-    topical: bool = False  # the question asks about one topic of the document(s) ("...says about X")
+    topic: str = ""  # the one topic of the document(s) the question asks about ("...says about X": "X")
+
+    @property
+    def topical(self) -> bool:
+        return bool(self.topic)
 
 
 def _plain(text: str) -> str:
@@ -85,22 +89,23 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
     """
     paths = sorted(documents)
     plain = _plain(question)
-    topical = bool(_TOPIC.search(question))
+    found = _TOPIC.search(question)
+    topic = found.group(1) if found else ""
     sections = list(sections)
     for m in _QUOTED.finditer(question):
         quoted = _plain(m.group(1) or m.group(2))
         for path, heading in sections:
             if _plain(heading).strip(" .:") == quoted.strip(" .:"):
-                return Scope((path,), heading, topical=topical)
+                return Scope((path,), heading, topic=topic)
         for path in paths:
             title = _plain(documents[path].meta.title)
             if quoted in title or title in quoted:
-                return Scope((path,), topical=topical)
+                return Scope((path,), topic=topic)
         return Scope(missing=m.group(1) or m.group(2))
     if re.search(r"\b(?:section|part|chapter|heading)\b", plain):
         for path, heading in sections:
             if len(_plain(heading)) > 3 and _plain(heading).strip(" .:") in plain:
-                return Scope((path,), heading, topical=topical)
+                return Scope((path,), heading, topic=topic)
     named = [p for p in paths if _file_named(p, plain)]
     if not named and _ALL.search(question) and len(paths) > 1:
         named = paths
@@ -117,7 +122,7 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
         best = sorted(shared.values(), reverse=True) + [0, 0]
         if best[0] >= 3 and best[0] > best[1]:
             named = [p for p in paths if shared[p] == best[0]]
-    return Scope(tuple(dict.fromkeys(p for p in paths if p in named)), topical=topical)
+    return Scope(tuple(dict.fromkeys(p for p in paths if p in named)), topic=topic)
 
 
 _CAPITALISED = re.compile(r"(?<![\w'’])([A-Z][\w'’.-]*[\w])")

@@ -141,6 +141,13 @@ class Retriever:
                 self._queries.popitem(last=False)
         return vector
 
+    def next_passage(self, passage: Passage) -> Passage | None:
+        """The passage that follows ``passage`` in its document, if any."""
+        row = self._rows[passage.id] + 1
+        if row < len(self.passages) and self.passages[row].doc == passage.doc:
+            return self.passages[row]
+        return None
+
     def sentence_vectors(self, passage: Passage) -> dict[tuple[int, int], np.ndarray]:
         """The stored vectors of a passage's units, keyed by their (start, end) document offsets."""
         row = self._rows[passage.id]

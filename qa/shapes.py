@@ -28,6 +28,7 @@ class Shape:
     anchors: int = 4  # best sentences the snippets are grown from
     per_passage: int = 2  # of which at most this many from one passage
     prose: bool = False  # the answer's lines are sentences of one paragraph, not list items
+    follow: bool = False  # each anchor sentence brings the one after it first (qa.prompting.snippets)
 
     def __post_init__(self) -> None:
         if self.context_tokens < 0 or self.max_tokens < 1:
@@ -45,16 +46,16 @@ _LINES = "each on its own line starting with \"- \" and ending with the number o
 SHAPES = {shape.name: shape for shape in (
     Shape("fact", 0, 96, ""),
     Shape("explain", 190, 110, f"Answer with two or three sentences copied from the passages, {_LINES}{_PARTIAL}",
-          passages=8, anchors=5, per_passage=2, prose=True),
+          passages=8, anchors=5, per_passage=2, prose=True, follow=True),
     Shape("describe", 130, 90, f"Say in two or three sentences copied from the passages who or what it is and "
           f"what it does. {_CITE} {_PARTIAL}", anchors=4, per_passage=3),
     Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
-          f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2),
+          f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2, follow=True),
     Shape("summary", 170, 130, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",
           passages=8, anchors=6, per_passage=2, prose=True),
     Shape("compare", 230, 130, f"Compare them in two to four sentences copied from the passages: first what one "
           f"source says, then what the other says, {_LINES}{_PARTIAL}", passages=8, anchors=6, per_passage=2,
-          prose=True),
+          prose=True, follow=True),
 )}
 
 _SUMMARY = re.compile(

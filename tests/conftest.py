@@ -132,9 +132,16 @@ def write_corpus(root: Path, files: dict[str, str | bytes]) -> Path:
 PARA = "{} is a paragraph that is long enough to stand on its own, with several words in it."
 
 
+def user_turn(messages) -> str:
+    """The last user message of a prompt: the question's turn, which a broad answer's started reply
+    (a last assistant message) follows."""
+    return next(m["content"] for m in reversed(messages) if m["role"] == "user")
+
+
 class ScriptedGenerator:
     """A fake language model: replies with scripted texts in order (or a function of the prompt),
-    streamed word by word. Records every prompt it was given."""
+    streamed word by word. Records every prompt it was given. A scripted reply is the whole reply:
+    when the prompt starts it (a last assistant message), only the rest is streamed, like a model's."""
 
     name = "scripted"
 
@@ -155,7 +162,10 @@ class ScriptedGenerator:
             reply = self.replies(messages)
         else:
             reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
-        for piece in re.findall(r"\S+\s*", reply):
+        started = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+        if started and reply.startswith(started):
+            reply = reply[len(started):]
+        for piece in re.findall(r"\s*\S+\s*", reply):
             yield piece
 
 

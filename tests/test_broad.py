@@ -1,15 +1,18 @@
 """Broad answers end to end with fakes: central sentences, per-document snippets, the prompt, refusals."""
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from conftest import KeywordEncoder, ScriptedGenerator, write_corpus
+from conftest import KeywordEncoder, ScriptedGenerator, user_turn, write_corpus
 from qa.answer import AnswerSettings
+from qa.broad import TITLE_FOCUS
 from qa.pipeline import Pipeline
 from qa.prompting.broad import central_sentences, central_snippets, per_document_snippets
 from qa.settings import Settings
+from qa.shapes import SHAPES
 from qa.types import REFUSAL, Answer, Retrieved, Token
 
 HARBOUR = """Harbour Days
@@ -67,6 +70,59 @@ def test_central_snippets_are_exact_sentences_of_the_document_in_order_under_bud
     assert sum(len(s.text.split()) for s in snippets) <= 40
 
 
+def test_a_summary_leans_toward_the_sentences_that_say_its_title():
+    # four sentences, the mean pulls toward 0-2; the title is closest to sentence 3
+    v = np.array([[1, 0, 0], [0.95, 0.3, 0], [0.9, 0, 0.43], [0.45, 0, 0.9]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    title = np.array([0, 0, 1], dtype=np.float32)
+    assert 3 not in central_sentences(v, k=1)
+    assert central_sentences(v, k=1, query=title, focus=TITLE_FOCUS) == [3]
+
+
+def test_a_summary_about_a_topic_searches_its_document_for_the_topic(tmp_path, monkeypatch):
+    monkeypatch.setitem(SHAPES, "summary", replace(SHAPES["summary"], context_tokens=30))  # two sentences
+    # 24 sentences about the harbour's boats (the document's centre), one about the school roof
+    names, fish = "Anna Bris Cora Dagny Elsa Frej".split(), "cod herring mackerel plaice".split()
+    boats = [f"The harbour boat {name} landed {f} at the harbour market pier." for name in names for f in fish]
+    text = "Harbour Log\n\n" + " ".join(boats[:12]) + "\n\nThe school roof leaked for ten winters in a row.\n\n" + \
+        " ".join(boats[12:]) + "\n"
+    corpus = write_corpus(tmp_path / "log", {"log.txt": text, "other.txt": "Other\n\nA note on nothing much at all.\n"})
+    pipeline, generator = make(corpus, tmp_path, ["- The school roof leaked for ten winters in a row [1]"] * 2)
+    pipeline.answer("Summarize the first article.")
+    pipeline.answer("Summarize what the first article says about the school roof.")
+    central, topical = map(user_turn, generator.prompts)
+    assert "school roof" not in central and "school roof leaked" in topical
+
+
+def test_an_explanation_reads_on_into_the_paragraph_after_the_sentence_that_matches(tmp_path, monkeypatch):
+    monkeypatch.setitem(SHAPES, "explain", replace(SHAPES["explain"], context_tokens=20))  # one sentence
+    text = ("Storm Notes\n\nThe old harbour pier collapsed in the great storm of March for several reasons.\n\n"
+            "Its wooden piles had rotted through, and the council had cut the repair budget twice.\n\n"
+            "Tourists visit the lighthouse in summer, and the cafes stay open late on weekends.\n")
+    corpus = write_corpus(tmp_path / "storm", {"storm.txt": text})
+    pipeline, generator = make(corpus, tmp_path, ["- Its wooden piles had rotted through [2]"])
+    pipeline.answer("Why did the old harbour pier collapse in the storm?")
+    prompt = user_turn(generator.prompts[0])
+    assert "wooden piles had rotted" in prompt  # the next paragraph, which shares no word with the question
+    assert "Tourists" not in prompt
+
+
+def test_the_sentence_after_the_best_one_is_read_from_the_next_passage_when_it_ends_its_own(tmp_path, monkeypatch):
+    monkeypatch.setitem(SHAPES, "list", replace(SHAPES["list"], context_tokens=20))  # one sentence
+    history = " ".join(f"In the year {1900 + n} the town of Larsholm built a new school and a new road." for n in range(10))
+    text = (f"Town Notes\n\n{history} On a visit in May, the mayor listed the conditions for a new pier.\n\n"
+            "The budget must balance, the fishermen must agree, and the work must end by winter. "
+            "Tourists visit the lighthouse in summer, and the cafes stay open late on every weekend in July.\n")
+    corpus = write_corpus(tmp_path / "town", {"town.txt": text})
+    pipeline, generator = make(corpus, tmp_path, ["- The budget must balance [2]"])
+    passages = pipeline.retriever.passages
+    assert len(passages) == 2 and passages[0].text.endswith("new pier.")  # the list opens the second passage
+    pipeline.answer("Which conditions did the mayor list for a new pier during his visit in May?")
+    prompt = user_turn(generator.prompts[0])
+    assert "conditions for a new pier" in prompt and "The budget must balance" in prompt
+    assert "new school" not in prompt
+
+
 def test_a_comparison_reads_every_document_even_when_one_matches_the_words_best(corpus, tmp_path):
     pipeline, _ = make(corpus, tmp_path, [REFUSAL])
     question = "How do the harbour pier storm boats fish accounts compare with the school?"
@@ -87,7 +143,7 @@ def test_a_summary_streams_retrieved_first_and_cites_the_named_document(corpus, 
     assert isinstance(events[0], Retrieved) and isinstance(events[-1], Answer)
     assert all(isinstance(e, Token) for e in events[1:-1])
     answer = events[-1]
-    user = generator.prompts[0][-1]["content"]
+    user = user_turn(generator.prompts[0])
     assert "Summarize them" in user and "Tom Berg" not in user  # only the first article
     assert not answer.refused and {c.doc for c in answer.citations} == {"a_harbour.txt"}
     for c in answer.citations:
@@ -99,8 +155,9 @@ def test_broad_answers_keep_the_one_fact_prefix_so_the_cache_serves_both(corpus,
     pipeline.answer("Why was the harbour rebuilt?")
     pipeline.answer("When was the harbour rebuilt?")
     broad, fact = generator.prompts
-    assert broad[:-1] == fact[:-1]  # system prompt and worked exchanges: one cached prefix
-    assert "two or three sentences" in broad[-1]["content"]
+    assert broad[:-2] == fact[:-1]  # system prompt and worked exchanges: one cached prefix
+    assert "two or three sentences" in broad[-2]["content"]
+    assert broad[-1] == {"role": "assistant", "content": "-"}  # the reply is started for the model
     assert fact[-1]["content"].rstrip().endswith("Question: When was the harbour rebuilt?")  # unchanged
 
 
@@ -165,3 +222,13 @@ def test_only_broad_shapes_can_be_extractive(monkeypatch):
     assert Settings.from_env().answer.extractive == ("summary", "compare")
     monkeypatch.setenv("QA_EXTRACTIVE", "none")
     assert Settings.from_env().answer.extractive == ()
+
+
+def test_an_explanation_is_started_for_the_model_and_streams_from_that_start(corpus, tmp_path):
+    reply = "- The old pier was destroyed by the storm of 1990 [1]\n- The fishermen and the council paid [2]"
+    pipeline, generator = make(corpus, tmp_path, [reply])
+    events = list(pipeline.stream("Why was the harbour of Larsholm rebuilt?"))
+    assert generator.prompts[0][-1] == {"role": "assistant", "content": "-"}
+    streamed = "".join(e.text for e in events if isinstance(e, Token))
+    assert streamed == reply == events[-1].raw_text  # the model wrote only what follows "-"
+    assert not events[-1].refused and "storm of 1990" in events[-1].text

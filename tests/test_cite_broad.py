@@ -149,3 +149,15 @@ def test_a_thin_summary_falls_back_to_the_central_sentences_themselves():
     assert not shown.refused and shown.text.startswith("Moscow accepted the overtures in 2019 but Putin")
     assert shown.text.count("[") == 2 and shown.text.endswith("decades [2].")
     check_offsets(shown)
+
+
+def test_a_title_copied_as_a_line_of_a_summary_is_dropped():
+    titled = [Snippet(s.n, s.hit.__class__(s.hit.rank, 1.0, s.passage.__class__(
+        s.passage.id, "a.txt", 0, len(DOC), DOC, title="Moscow Talks Diary", author="Ann Lee"), 0.5, 1.0, 0, len(DOC)),
+        s.start, s.end, s.text) for s in SNIPPETS]
+    raw = "- Moscow Talks Diary [1]\n- Talks ended without any concrete progress in November 2021 [3]"
+    result = verify_broad(raw, titled, "Summarize the diary.", DOCS, scoped=True, prose=True)
+    assert result.text == "Talks ended without any concrete progress in November 2021 [1]."
+    assert any("dropped a title" in note for note in result.notes)
+    kept = verify_broad("- Moscow Talks Diary [1]", titled, "Summarize the diary.", DOCS, scoped=True)
+    assert "Moscow Talks Diary" in kept.text  # a list item may be a title

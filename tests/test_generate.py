@@ -178,6 +178,7 @@ def test_broken_gguf_fails_with_a_typed_error(gguf_file):
         ([{"role": "user", "content": None}], 10, "content"),
         (["hello"], 10, "dict"),
         (QUESTION, 0, "max_tokens"),
+        ([{"role": "assistant", "content": "-"}], 10, "must follow a user message"),
     ],
 )
 def test_generate_validates_before_loading(gguf_file, transformers_dir, messages, max_tokens, match):
@@ -363,6 +364,19 @@ def test_ik_prompt_lookup_drafts_copied_words_and_answers_as_plain_greedy_decodi
     "".join(drafting.generate(copy, max_tokens=12))
     prompt = drafting._prompt(copy)  # the cache holds the prompt and the answer but its last token, no rejected draft
     assert drafting._cached[: len(prompt)] == prompt and len(drafting._cached) == len(prompt) + 11
+
+
+FRUITS = [{"role": "user", "content": "Name three fruits, one per line, each starting with a dash."},
+          {"role": "assistant", "content": "- Apple\n-"}]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", ["ik", "llama", "transformers"])
+def test_every_backend_goes_on_from_the_start_of_a_reply_it_is_given(backend):
+    # a broad answer's first line is started for the model (qa.broad): the reply continues it
+    text = "".join(load_generator("small", backend=backend, threads=2).generate(FRUITS, max_tokens=12))
+    assert text.startswith(" ") and text.split()[0].isalpha()  # the next item's word, not "-" or a new reply
+    assert "Apple" not in text
 
 
 @pytest.mark.model

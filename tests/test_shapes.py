@@ -110,6 +110,8 @@ def test_a_quoted_title_no_document_holds_is_missing():
 def test_a_summary_about_a_topic_is_marked_topical():
     assert resolve("Summarize what the February 2024 article says about the U.S.", DOCS, SECTIONS).topical
     assert not resolve("Summarize the first article.", DOCS, SECTIONS).topical
+    scope = resolve("Summarize what the first article says about the transatlantic relationship?", DOCS, SECTIONS)
+    assert scope.topic == "the transatlantic relationship"  # what the summary searches its document for
 
 
 def test_names_no_document_holds_are_reported():

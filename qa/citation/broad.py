@@ -81,6 +81,7 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
     on_topic = scoped
     says_no_more = ""  # the model's own sentence saying what the documents do not say
     said_before: list[set[str]] = []  # the new words of each kept sentence
+    labels = set().union(*(content_words(f"{s.passage.title} {s.passage.author or ''}") for s in snippets))
     lines = text.splitlines()
     if truncated and lines and not re.search(_FINISHED + r"\s*$", lines[-1]):
         notes.append(f"dropped an unfinished sentence at the token cap: {lines[-1][-60:]}")
@@ -96,6 +97,9 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
             new = added_words(claim.text, question)
             if not new:
                 notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")
+                continue
+            if prose and new <= labels:  # "Macron's Dialogue With Russia [1]": a source's title, not a sentence
+                notes.append(f"dropped a title: {claim.text[:60]}")
                 continue
             if any(len(new & said) >= REPEATS * len(new) for said in said_before):
                 notes.append(f"dropped a sentence that repeats an earlier one: {claim.text[:60]}")

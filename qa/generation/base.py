@@ -33,7 +33,9 @@ class Generator(Protocol):
     def generate(
         self, messages: Sequence[dict], *, max_tokens: int = 160, stop: Sequence[str] = ()
     ) -> Iterator[str]:
-        """Greedy (temperature 0) continuation of `messages`, yielded as decoded text pieces."""
+        """Greedy (temperature 0) continuation of `messages`, yielded as decoded text pieces. A last
+        message of the assistant is the start of the reply: the model goes on from it, and only the
+        text after it is yielded."""
         ...
 
     def warm_up(self) -> None:
@@ -184,6 +186,8 @@ def check_messages(messages: Sequence[dict]) -> list[dict]:
         if not isinstance(content, str):
             raise InvalidArgument(f"messages[{i}]['content'] must be str, got {type(content).__name__}")
         checked.append({"role": role, "content": defuse_control_tokens(content)})
+    if checked[-1]["role"] == "assistant" and (len(checked) < 2 or checked[-2]["role"] == "assistant"):
+        raise InvalidArgument("the start of a reply (a last assistant message) must follow a user message")
     return checked
 
 

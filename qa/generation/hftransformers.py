@@ -51,6 +51,8 @@ class TransformersGenerator:
     def _prefix_cache(self, messages: list[dict], input_ids: Any) -> Any:
         """A copy of the KV cache of ``messages[:-1]``, computed once per distinct prefix; None when
         there is no earlier turn or its tokens are not a prefix of ``input_ids`` (1, n_tokens)."""
+        if messages[-1]["role"] == "assistant":  # the reply's start: the prefix ends before the question
+            messages = messages[:-1]
         if len(messages) < 2:
             return None
         import torch
@@ -118,8 +120,10 @@ class TransformersGenerator:
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
                 return self.event.is_set()
 
+        started = messages[-1]["role"] == "assistant"  # the start of the reply, which the model continues
         inputs = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            messages, add_generation_prompt=not started, continue_final_message=started, return_tensors="pt",
+            return_dict=True
         )
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 

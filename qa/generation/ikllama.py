@@ -111,8 +111,12 @@ class IkLlamaGenerator:
             size = -n
 
     def _prompt(self, messages: list[dict]) -> list[int]:
-        """The chat template applied by llama.cpp's own template code, tokenised with its specials."""
+        """The chat template applied by llama.cpp's own template code, tokenised with its specials;
+        a last assistant message is the start of the reply, which the model continues."""
         api = self._load()
+        started = messages[-1]["content"] if messages[-1]["role"] == "assistant" else None
+        if started is not None:
+            messages = messages[:-1]
         keep = [(m["role"].encode(), m["content"].encode("utf-8")) for m in messages]  # alive during the call
         chat = (_ChatMessage * len(keep))(*(_ChatMessage(role, content) for role, content in keep))
         size = 2 * sum(len(content) + 16 for _, content in keep) + 256
@@ -122,7 +126,10 @@ class IkLlamaGenerator:
             if n < 0:
                 raise BackendUnavailable(f"ik_llama.cpp does not know the chat template of {self.spec.name}")
             if n <= size:
-                return self._tokenize(buffer.raw[:n].decode("utf-8"), special=True)
+                text = buffer.raw[:n].decode("utf-8")
+                if started is not None:  # the reply's own start is text, never a control token
+                    return self._tokenize(text, special=True) + self._tokenize(started, special=False)
+                return self._tokenize(text, special=True)
             size = n
         raise GenerationError(f"{self.name}: the chat template output kept growing")
 

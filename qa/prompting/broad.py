@@ -90,8 +90,8 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
 
 
 def per_document_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
-                          count_tokens: Callable[[str], int], passages: int = 3, anchors: int = 3
-                          ) -> tuple[list[Snippet], list[Hit]]:
+                          count_tokens: Callable[[str], int], passages: int = 3, anchors: int = 3,
+                          follow: bool = False) -> tuple[list[Snippet], list[Hit]]:
     """The best sentences of each document in ``docs`` for ``question``, ``budget`` shared evenly,
     numbered document by document; and the hits they came from. Ranking the whole corpus first would
     let the document that matches the question's words best fill the budget alone."""
@@ -102,7 +102,7 @@ def per_document_snippets(retriever: Retriever, docs: Sequence[str], question: s
         hits = [replace(h, rank=r) for r, h in enumerate((h for h in ranked if h.doc == doc), start=1)][:passages]
         chosen = select_snippets(hits, retriever, question, budget=budget // max(1, len(docs)),
                                  max_passages=passages, count_tokens=count_tokens, anchors=anchors, per_passage=2,
-                                 prose_only=True)
+                                 prose_only=True, follow=follow)
         chosen.sort(key=lambda s: s.start)
         snippets += [replace(s, n=len(snippets) + i) for i, s in enumerate(chosen, start=1)]
         used += hits

@@ -79,6 +79,7 @@ def select_snippets(
     anchors: int = 4,  # best sentences the snippets grow from (more for broad answers: qa.shapes)
     per_passage: int = 2,  # of which at most this many from one passage
     prose_only: bool = False,  # leave out headings, captions and bylines (lines that are not sentences)
+    follow: bool = False,  # each anchor brings the sentence after it before the next anchor is taken
 ) -> list[Snippet]:
     """Pick the best sentences under ``budget``, grow each by its neighbours, number the snippets.
 
@@ -91,9 +92,10 @@ def select_snippets(
     because small models lean on passage [1].
     """
     query = retriever.query_vector(question)
+    hits = list(hits[:max_passages])  # may grow by a passage that follows one of them (``follow``)
     sentences: dict[int, list[tuple[int, int]]] = {}  # rank -> sentence spans in order
     candidates = []  # (score, rank, index of the sentence in its passage)
-    for hit in hits[:max_passages]:
+    for hit in hits:
         scored = sentence_scores(hit, retriever, query, question)
         sentences[hit.rank] = [(start, end) for _, start, end in scored]
         for i, (score, _, _) in enumerate(scored):
@@ -119,6 +121,21 @@ def select_snippets(
         used += c
         return True
 
+    def _after(rank: int, i: int) -> tuple[int, int]:
+        """The sentence after sentence ``i`` of passage ``rank``: the first of the next paragraph
+        when it is the passage's last (a sentence ending in "said:" leads into the next one)."""
+        if i + 1 < len(sentences[rank]):
+            return rank, i + 1
+        after = retriever.next_passage(hits[rank - 1].passage)
+        if after is None:
+            return rank, i + 1  # none: take() declines
+        known = next((h.rank for h in hits if h.passage.id == after.id), None)
+        if known is None:
+            known = len(hits) + 1
+            hits.append(Hit(known, 0.0, after, 0.0, 0.0, after.start, after.start))
+            sentences[known] = [(start, end) for _, start, end in sentence_scores(hits[-1], retriever, query, question)]
+        return known, 0
+
     most, anchors = anchors, []
     for score, rank, i in candidates:
         if len(anchors) == most:
@@ -126,6 +143,8 @@ def select_snippets(
         close = score >= candidates[0][0] - margin  # the score cannot tell it from the best
         if sum(1 for r, _ in anchors if r == rank) < per_passage and take(rank, i, over_budget=close):
             anchors.append((rank, i))
+            if follow:  # an explanation or a list goes on in the sentence after the one that matches,
+                take(*_after(rank, i), over_budget=len(anchors) == 1)  # for the best one at any cost
     # The retriever's best passage always shows its best sentence: the fusion ranked that passage
     # first on evidence the sentence score does not see (BM25 over the whole passage and its title).
     if not any(rank == 1 for rank, _ in anchors):
@@ -136,13 +155,14 @@ def select_snippets(
         take(rank, i + 1)
     for rank, i in anchors:
         take(rank, i - 1)
-    best = {(rank, i): score for score, rank, i in candidates}
+    best = {(rank, i): score for score, rank, i in candidates}  # a followed passage's sentences score below all
+    floor = min(best.values(), default=0.0) - 1.0
     pieces = []  # (best sentence score inside, rank, start, end)
     for rank in {r for r, _ in chosen}:
         document = retriever.document_text(hits[rank - 1].doc)
         spans = sorted(sentences[rank][i] for r, i in chosen if r == rank)
         for start, end in _merge_spans(spans, document):
-            inside = [best[rank, i] for i, (s, e) in enumerate(sentences[rank]) if start <= s and e <= end]
+            inside = [best.get((rank, i), floor) for i, (s, e) in enumerate(sentences[rank]) if start <= s and e <= end]
             pieces.append((max(inside), rank, start, end))
     pieces.sort(key=lambda p: (-p[0], p[1], p[2]))
     snippets: list[Snippet] = []
