@@ -232,3 +232,13 @@ def test_an_explanation_is_started_for_the_model_and_streams_from_that_start(cor
     streamed = "".join(e.text for e in events if isinstance(e, Token))
     assert streamed == reply == events[-1].raw_text  # the model wrote only what follows "-"
     assert not events[-1].refused and "storm of 1990" in events[-1].text
+
+
+def test_a_comparison_of_two_articles_names_each_source_and_its_passages(corpus, tmp_path):
+    pipeline, generator = make(corpus, tmp_path, [REFUSAL])
+    pipeline.answer("How do the two articles differ on the harbour?")
+    user = user_turn(generator.prompts[0])
+    first = re.search(r"first what «Harbour Days» writes \((\[\d\](?: to \[\d\])?)\), "
+                      r"then what «Town Notes» writes \((\[\d\](?: to \[\d\])?)\)", user)
+    assert first, user  # the shape's generic wording was replaced by the sources, in passage order
+    assert "what one source says" not in user

@@ -161,3 +161,14 @@ def test_a_title_copied_as_a_line_of_a_summary_is_dropped():
     assert any("dropped a title" in note for note in result.notes)
     kept = verify_broad("- Moscow Talks Diary [1]", titled, "Summarize the diary.", DOCS, scoped=True)
     assert "Moscow Talks Diary" in kept.text  # a list item may be a title
+
+
+def test_a_prose_sentence_that_adds_one_word_to_the_question_is_dropped():
+    question = "What specific commitments did Moscow make in the talks?"
+    raw = "- Moscow accepted the talks [1]\n- Talks ended without any concrete progress in November 2021 [3]"
+    result = verify_broad(raw, SNIPPETS, question, DOCS, prose=True)
+    assert result.text.startswith("Talks ended without any concrete progress") and "accepted" not in result.text
+    assert any("adds one word" in note for note in result.notes)
+    alone = verify_broad("- Moscow accepted the talks [1]", SNIPPETS, question, DOCS, prose=True)
+    assert alone.refused  # nothing said beyond the question: the refusal
+    assert not verify_broad("- Moscow accepted the talks [1]", SNIPPETS, question, DOCS).refused  # a list item may

@@ -27,6 +27,7 @@ from qa.types import REFUSAL, Citation
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _FINISHED = r"[.!?…\"”’)\]]"  # how a finished sentence or list item ends
 _DOCUMENTS = re.compile(r"\b(?:documents?|passages?|articles?|texts?|sources?)\b", re.I)
+PROSE_NEW = 2  # a sentence of an explanation, summary or comparison adds at least this many content words
 REPEATS = 0.8  # share of a sentence's words already said by one kept sentence that makes it a repeat
 
 
@@ -100,6 +101,9 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
                 continue
             if prose and new <= labels:  # "Macron's Dialogue With Russia [1]": a source's title, not a sentence
                 notes.append(f"dropped a title: {claim.text[:60]}")
+                continue
+            if prose and len(new) < PROSE_NEW:  # "France's bilateral security guarantees to Ukraine [1]."
+                notes.append(f"dropped a sentence that adds one word to the question: {claim.text[:60]}")
                 continue
             if any(len(new & said) >= REPEATS * len(new) for said in said_before):
                 notes.append(f"dropped a sentence that repeats an earlier one: {claim.text[:60]}")
