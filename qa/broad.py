@@ -69,7 +69,7 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
                                             count_tokens=count_tokens, passages=4, anchors=5)
         scoped = True
     elif shape.name == "summary" and scope.docs:
-        title = scope.section or " ".join(t for t in map(lambda d: _title(retriever, d), scope.docs) if t)
+        title = scope.section or " ".join(t for t in (_title(retriever, d) for d in scope.docs) if t)
         snippets = central_snippets(retriever, scope.docs, title, budget=budget, count_tokens=count_tokens,
                                     section=scope.section, focus=TITLE_FOCUS if title else 0.0)
         scoped = True

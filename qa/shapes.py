@@ -51,9 +51,9 @@ SHAPES = {shape.name: shape for shape in (
           f"what it does. {_CITE} {_PARTIAL}", anchors=4, per_passage=3),
     Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
           f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2, follow=True),
-    Shape("summary", 170, 130, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",
+    Shape("summary", 170, 170, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",
           passages=8, anchors=6, per_passage=2, prose=True),
-    Shape("compare", 230, 130, f"Compare them in two to four sentences copied from the passages: first what one "
+    Shape("compare", 230, 170, f"Compare them in two to four sentences copied from the passages: first what one "
           f"source says, then what the other says, {_LINES}{_PARTIAL}", passages=8, anchors=6, per_passage=2,
           prose=True, follow=True),
 )}

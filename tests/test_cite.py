@@ -270,5 +270,12 @@ def test_the_citation_helpers_worked_examples_hold():
     import doctest
     import importlib
 
-    results = [doctest.testmod(importlib.import_module(f"qa.citation.{name}")) for name in ("words", "claims", "spans")]
+    results = [doctest.testmod(importlib.import_module(f"qa.citation.{name}")) for name in ("words", "claims", "spans", "verification")]
     assert sum(r.attempted for r in results) >= 10 and sum(r.failed for r in results) == 0
+
+
+def test_a_bare_magnitude_is_answered_with_the_amount_its_source_gives():
+    result = verify("dozen [3].", SNIPPETS, "How many working groups were set up?", DOCS)
+    assert result.text == "A dozen [1]." and not result.refused
+    assert verify("dozen [3].", SNIPPETS[:2], "How many groups?", DOCS).refused  # unsupported: still dropped
+    check_offsets(result)

@@ -14,6 +14,7 @@ sentence becomes a refusal. docs/DESIGN.md (step 7) gives the cases behind each 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -131,10 +132,28 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         if n in spans:
             start, end = min(start, spans[n][0]), max(end, spans[n][1])
         spans[n] = (start, end)
-        body = claim.text.rstrip()
+        body = whole_quantity(claim.text.rstrip(), snippet.text)
         tail = body[-1] if body and body[-1] in ".!?" else ""
         parts.append(f"{body[:len(body) - len(tail)].rstrip()} [{numbering[n]}]{tail or '.'}")
     return Verified(" ".join(parts), numbered_citations(numbering, spans, by_n, documents), False, tuple(notes))
+
+
+_MAGNITUDE = r"(?:hundreds?|thousands?|millions?|billions?|trillions?|dozens?|percent|per cent)"
+_AMOUNT = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|half a|\d[\d.,]*)"
+
+
+def whole_quantity(answer: str, source: str) -> str:
+    """A bare magnitude answered for a quantity ("million") with the amount its source gives it
+    ("a million"), which is the answer; any other answer unchanged.
+
+    >>> whole_quantity("million.", "The EU will miss its goal of producing a million 155mm rounds."), whole_quantity("Paris", "")
+    ('a million.', 'Paris')
+    """
+    word = re.fullmatch(rf"\s*({_MAGNITUDE})\s*([.!?]?)\s*", answer, re.I)
+    if not word:
+        return answer
+    found = re.search(rf"\b{_AMOUNT}\s+{re.escape(word.group(1))}\b", source, re.I)
+    return found.group(0) + word.group(2) if found else answer
 
 
 def numbered_citations(numbering: dict[int, int], spans: dict[int, tuple[int, int]], by_n: dict[int, Snippet],
