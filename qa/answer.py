@@ -23,13 +23,15 @@ from qa.prompting.messages import build_messages
 from qa.prompting.snippets import Snippet, select_snippets
 from qa.prompting.styles import STYLES
 from qa.retrieve import Hit, Retriever, check_k, clean_question
-from qa.shapes import SHAPES, classify
+from qa.shapes import SHAPES, asked_sentences, classify
 from qa.types import REFUSAL, Answer, Citation, Retrieved, StreamEvent, Timings, Token
 
 # Tokens of passage text in the prompt, per answer style, when the settings do not say: the
 # speed/accuracy dial, since the first token waits for every prompt token (docs/DESIGN.md, step 8).
 CONTEXT_TOKENS = {"sentence": 60, "short": 200}
-EXTRACTIVE: tuple[str, ...] = ()  # shapes whose answer is their snippets themselves (bench: QA_EXTRACTIVE)
+# Shapes whose answer is their snippets themselves, with no model call: a summary, whose snippets
+# are its document's central sentences (docs/DESIGN.md, "Extractive answers").
+EXTRACTIVE: tuple[str, ...] = ("summary",)
 EXTRACT_WORDS = 110  # an extractive answer's length at most (the issue asks 30-120 words)
 
 
@@ -136,7 +138,9 @@ def stream_answer(
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
     if extractive:
-        checked = extract(snippets, documents, words=EXTRACT_WORDS, sources=shape.name == "compare")
+        count = asked_sentences(query) if shape.name == "summary" else None  # "in three sentences": three
+        checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,
+                          sources=shape.name == "compare")
         first_token = time.perf_counter() - started
         yield Token(checked.text)
     elif shape.broad:
@@ -144,7 +148,7 @@ def stream_answer(
         checked = verify_broad(raw, snippets, query, documents, closeness, scoped=plan.scoped, prose=shape.prose,
                                truncated=capped, each_on_topic=shape.name == "describe")
         if shape.name == "summary" and plan.scoped and thin(checked):
-            checked = extract(snippets, documents, checked.notes)
+            checked = extract(snippets, documents, checked.notes, fallback=True)
     else:
         checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = 0 if extractive else sum(generator.count_tokens(m["content"]) for m in messages)

@@ -19,7 +19,7 @@ from qa.prompting.broad import build_broad_messages, central_snippets, per_docum
 from qa.prompting.snippets import Snippet, select_snippets
 from qa.references import Scope, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
-from qa.shapes import Shape
+from qa.shapes import Shape, asked_sentences
 
 # Weight of closeness to the document's title, against closeness to the mean of its sentences, when
 # a summary chooses its sentences: the title of an article states its argument, so its sentences
@@ -71,7 +71,8 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
     elif shape.name == "summary" and scope.docs:
         title = scope.section or " ".join(t for t in (_title(retriever, d) for d in scope.docs) if t)
         snippets = central_snippets(retriever, scope.docs, title, budget=budget, count_tokens=count_tokens,
-                                    section=scope.section, focus=TITLE_FOCUS if title else 0.0)
+                                    section=scope.section, focus=TITLE_FOCUS if title else 0.0,
+                                    count=asked_sentences(question))
         scoped = True
     elif shape.name == "compare" and len(scope.docs) > 1:
         snippets, _ = per_document_snippets(retriever, scope.docs, searched, budget=budget,

@@ -91,6 +91,23 @@ _LIST = re.compile(
     re.I)
 
 
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+_SENTENCES = re.compile(rf"\b(?:in|with|using)\s+({'|'.join(_NUMBERS)}|[1-8])\s+(?:short\s+|brief\s+)?sentences?\b", re.I)
+
+
+def asked_sentences(question: str) -> int | None:
+    """How many sentences the user asked for ("Summarize it in three sentences."), if they did.
+
+    >>> asked_sentences("Summarize the first article in three sentences."), asked_sentences("Summarize it.")
+    (3, None)
+    """
+    found = _SENTENCES.search(question)
+    if not found:
+        return None
+    word = found.group(1).lower()
+    return _NUMBERS.get(word) or int(word)
+
+
 # "According to Momtaz, why...", "In the first article, what...": the question proper follows the comma.
 _LEAD = re.compile(r"^(?:(?:according to|in|per|for|from|based on|briefly|so|and|now)\b[^,?]{0,60},\s*)", re.I)
 

@@ -87,7 +87,8 @@ def test_a_summary_about_a_topic_searches_its_document_for_the_topic(tmp_path, m
     text = "Harbour Log\n\n" + " ".join(boats[:12]) + "\n\nThe school roof leaked for ten winters in a row.\n\n" + \
         " ".join(boats[12:]) + "\n"
     corpus = write_corpus(tmp_path / "log", {"log.txt": text, "other.txt": "Other\n\nA note on nothing much at all.\n"})
-    pipeline, generator = make(corpus, tmp_path, ["- The school roof leaked for ten winters in a row [1]"] * 2)
+    pipeline, generator = make(corpus, tmp_path, ["- The school roof leaked for ten winters in a row [1]"] * 2,
+                               extractive=())  # the model writes it: its prompt shows the sentences chosen
     pipeline.answer("Summarize the first article.")
     pipeline.answer("Summarize what the first article says about the school roof.")
     central, topical = map(user_turn, generator.prompts)
@@ -136,9 +137,23 @@ def test_a_comparison_reads_every_document_even_when_one_matches_the_words_best(
     assert docs == sorted(docs)  # numbered document by document
 
 
-def test_a_summary_streams_retrieved_first_and_cites_the_named_document(corpus, tmp_path):
+def test_a_summary_is_its_document_s_central_sentences_each_cited_without_the_model(corpus, tmp_path):
+    pipeline, generator = make(corpus, tmp_path, [])
+    events = list(pipeline.stream("Summarize the first article in two sentences."))
+    assert isinstance(events[0], Retrieved) and isinstance(events[-1], Answer) and generator.prompts == []
+    answer = events[-1]
+    assert [type(e) for e in events[1:-1]] == [Token] and events[1].text == answer.text
+    assert not answer.refused and len(answer.citations) == 2  # as many sentences as asked for
+    assert {c.doc for c in answer.citations} == {"a_harbour.txt"}  # only the first article
+    for c in answer.citations:
+        assert pipeline.document_text(c.doc)[c.start : c.end] == c.text and f"{c.text[:-1]} [{c.n}]." in answer.text
+    assert len(pipeline.answer("Summarize the first article.").citations) > 2  # up to 110 words when not said
+
+
+def test_a_summary_the_model_writes_streams_retrieved_first_and_cites_the_named_document(corpus, tmp_path):
     pipeline, generator = make(corpus, tmp_path, ["The harbour of Larsholm was rebuilt after the storm [1]. "
-                                                  "The fishermen and the council paid for the new pier [2]."])
+                                                  "The fishermen and the council paid for the new pier [2]."],
+                               extractive=())
     events = list(pipeline.stream("Summarize the first article."))
     assert isinstance(events[0], Retrieved) and isinstance(events[-1], Answer)
     assert all(isinstance(e, Token) for e in events[1:-1])

@@ -5,7 +5,7 @@ from types import SimpleNamespace as NS
 import pytest
 
 from qa.references import Scope, resolve, unknown_names
-from qa.shapes import SHAPES, Shape, classify
+from qa.shapes import SHAPES, Shape, asked_sentences, classify
 
 
 @pytest.mark.parametrize(("question", "shape"), [
@@ -120,3 +120,12 @@ def test_names_no_document_holds_are_reported():
         ["Olaf", "Scholz's"]
     assert unknown_names("How does Macron's approach to Russia compare?", vocabulary) == []
     assert unknown_names("Why did the German approach fail?", vocabulary) == []
+
+
+@pytest.mark.parametrize("question,count", [
+    ("Summarize the first article in three sentences.", 3), ("Give me the gist in 2 sentences", 2),
+    ("Summarize it in one short sentence.", 1), ("Summarize the first article.", None),
+    ("Which three sentences of the article matter most?", None),
+])
+def test_the_number_of_sentences_a_user_asks_for(question, count):
+    assert asked_sentences(question) == count

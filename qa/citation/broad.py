@@ -182,11 +182,12 @@ def thin(verified: Verified, *, sentences: int = 2, words: int = 6) -> bool:
 
 
 def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Sequence[str] = (), *,
-            k: int = 3, words: int | None = None, sources: bool = False) -> Verified:
+            k: int = 3, words: int | None = None, sources: bool = False, fallback: bool = False) -> Verified:
     """The snippets themselves as the answer, in their order, each cited at its exact span: the first
     ``k``, or as many as fit in ``words`` words (at least one). With ``sources``, each run of snippets
     from one document opens with who wrote it ("Faure (2020):"), as a comparison reads. What a summary
-    falls back to when the model's own is too thin to stand, and what an extractive shape answers.
+    falls back to when the model's own is too thin to stand (``fallback``), and what an extractive
+    shape answers.
 
     >>> extract([], {}).refused
     True
@@ -215,8 +216,8 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
         document = documents[snippet.passage.doc]
         citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
                                   document[snippet.start : snippet.end], snippet.passage.start, snippet.passage.end))
-    note = "the passages' own sentences are the answer" if words is not None else \
-        "the model's summary was too thin: its most central sentences are shown instead"
+    note = "the model's summary was too thin: its most central sentences are shown instead" if fallback else \
+        "the passages' own sentences are the answer"
     return Verified(" ".join(parts).replace(" \n", "\n"), tuple(citations), False, (*notes, note))
 
 

@@ -52,10 +52,11 @@ def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None =
 
 
 def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
-                     count_tokens: Callable[[str], int], section: str | None = None, focus: float = 0.0
-                     ) -> list[Snippet]:
+                     count_tokens: Callable[[str], int], section: str | None = None, focus: float = 0.0,
+                     count: int | None = None) -> list[Snippet]:
     """The most central sentences of ``docs`` (or of one ``section``) under ``budget`` tokens, in
-    document order, numbered from 1. ``focus`` weighs closeness to ``question`` (a summary "about X")."""
+    document order, numbered from 1; ``count`` of them when the user asked for that many. ``focus``
+    weighs closeness to ``question`` (the document's title, for a summary)."""
     spans: list[tuple[Hit, int, int]] = []
     vectors = []
     for row, passage in enumerate(retriever.passages):
@@ -73,7 +74,7 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
         return []
     matrix = np.stack(vectors)  # (n_sentences, dim) float32, L2-normalised
     costs = [count_tokens(hit.passage.text[s - hit.passage.start : e - hit.passage.start]) for hit, s, e in spans]
-    k = max(1, min(len(spans), round(budget / (sum(costs) / len(costs)))))
+    k = max(1, min(len(spans), count or round(budget / (sum(costs) / len(costs)))))
     query = retriever.query_vector(question) if focus else None
     picked = central_sentences(matrix, k=k, query=query, focus=focus)
     used, kept = 0, []
