@@ -172,3 +172,18 @@ def test_a_prose_sentence_that_adds_one_word_to_the_question_is_dropped():
     alone = verify_broad("- Moscow accepted the talks [1]", SNIPPETS, question, DOCS, prose=True)
     assert alone.refused  # nothing said beyond the question: the refusal
     assert not verify_broad("- Moscow accepted the talks [1]", SNIPPETS, question, DOCS).refused  # a list item may
+
+
+def test_the_question_restated_as_a_cause_no_passage_gives_is_dropped_and_the_passage_s_sentence_kept():
+    raw = ("- Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith [1]\n"
+           "- Macron's dialogue with Moscow failed because talks ended without any concrete progress in November 2021 [3]")
+    result = verify_broad(raw, SNIPPETS, QUESTION, DOCS, prose=True)
+    assert result.text.endswith(" Talks ended without any concrete progress in November 2021 [2].")
+    assert "because" not in result.text and any("restated as a cause" in note for note in result.notes)
+    check_offsets(result)
+    lip = "Russia paid lip service to the diplomatic process while planning the biggest invasion in decades."
+    stated = [snippet(1, SNIPPETS[0].text), Snippet(2, SNIPPETS[1].hit, DOC.index(lip), DOC.index(lip) + len(lip),
+                                                   lip.replace("while", "because it was"))]
+    linked = verify_broad("- Macron's dialogue with Moscow failed because Russia paid lip service [2]", stated,
+                          QUESTION, {"a.txt": DOC}, prose=True, closeness=lambda *_: 0.9)
+    assert "failed because Russia paid lip service" in linked.text  # a passage that gives the cause keeps it

@@ -61,6 +61,24 @@ def _cited(new: set[str], markers: Sequence[int], words: dict[int, set[str]]) ->
     return []
 
 
+_BECAUSE = re.compile(r"^(.+?)\s+(?:because|as a result of|due to)\s+(.+)$", re.I | re.S)
+
+
+def _unlinked(claim: Claim, question: str, by_n: dict[int, Snippet], notes: list[str]) -> Claim:
+    """The claim without the question it restates before "because" when no passage it cites makes
+    that link: "The dialogue failed because it was meant to..." asserts a cause the passage never
+    gives; what follows "because" is the passage's own sentence, kept as it stands."""
+    linked = _BECAUSE.match(claim.text)
+    if not linked or not content_words(linked.group(1)) <= content_words(question):
+        return claim
+    cited = " ".join(by_n[n].text for n in claim.markers if n in by_n).lower()
+    if re.search(r"\b(?:because|since|as a result|due to)\b", cited):
+        return claim
+    rest = linked.group(2)
+    notes.append(f"dropped the question restated as a cause no passage gives: {linked.group(1)[:60]}")
+    return Claim(rest[:1].upper() + rest[1:], claim.markers)
+
+
 def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents: dict[str, str],
                  closeness: Callable[[Snippet, int, int], float] | None = None, *, scoped: bool = False,
                  prose: bool = False, truncated: bool = False, each_on_topic: bool = False) -> Verified:
@@ -95,6 +113,8 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
                 if claim.text.strip() != REFUSAL:  # a habit after an answer, not a statement of what is missing
                     says_no_more = claim.text.strip()
                 continue
+            if prose:
+                claim = _unlinked(claim, question, by_n, notes)
             new = added_words(claim.text, question)
             if not new:
                 notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")
