@@ -23,7 +23,7 @@ from qa.prompting.messages import build_messages
 from qa.prompting.snippets import Snippet, select_snippets
 from qa.prompting.styles import STYLES
 from qa.retrieve import Hit, Retriever, check_k, clean_question
-from qa.shapes import SHAPES, asked_sentences, classify
+from qa.shapes import SHAPES, classify
 from qa.types import REFUSAL, Answer, Citation, Retrieved, StreamEvent, Timings, Token
 
 # Tokens of passage text in the prompt, per answer style, when the settings do not say: the
@@ -138,7 +138,7 @@ def stream_answer(
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
     if extractive:
-        count = asked_sentences(query) if shape.name == "summary" else None  # "in three sentences": three
+        count = plan.sentences  # "in three sentences": the three the plan chose
         checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,
                           sources=shape.name == "compare")
         first_token = time.perf_counter() - started

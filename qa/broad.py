@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from embeddings.documents import guess_meta
 from qa.citation.words import content_words
 from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
 from qa.prompting.snippets import Snippet, select_snippets
@@ -34,6 +35,7 @@ class Plan:
     messages: list[dict] = field(default_factory=list)
     scoped: bool = False  # the snippets come from the documents the question names (their topic)
     refusal: str = ""  # why the question is refused before asking the model ("" when it is asked)
+    sentences: int | None = None  # how many sentences the user asked a summary to have ("in three sentences")
 
 
 @lru_cache(maxsize=8)
@@ -64,15 +66,16 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
     if scope.missing:
         return Plan(refusal=f"no document or section is called {scope.missing!r}")
     budget = shape.context_tokens
+    sentences = None
     if shape.name == "summary" and scope.docs and scope.topic:  # "what the article says about X": X in it
         snippets, _ = per_document_snippets(retriever, scope.docs, scope.topic, budget=budget,
                                             count_tokens=count_tokens, passages=4, anchors=5)
         scoped = True
     elif shape.name == "summary" and scope.docs:
         title = scope.section or " ".join(t for t in (_title(retriever, d) for d in scope.docs) if t)
+        sentences = asked_sentences(question)
         snippets = central_snippets(retriever, scope.docs, title, budget=budget, count_tokens=count_tokens,
-                                    section=scope.section, focus=TITLE_FOCUS if title else 0.0,
-                                    count=asked_sentences(question))
+                                    section=scope.section, focus=TITLE_FOCUS if title else 0.0, count=sentences)
         scoped = True
     elif shape.name == "compare" and len(scope.docs) > 1:
         snippets, _ = per_document_snippets(retriever, scope.docs, searched, budget=budget,
@@ -92,14 +95,13 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
     messages = build_broad_messages(snippets, question, instruction)
     if shape.prose:
         messages.append({"role": "assistant", "content": "-"})
-    return Plan(snippets, messages, scoped)
+    return Plan(snippets, messages, scoped, sentences=sentences)
 
 
 def _title(retriever: Retriever, doc: str) -> str:
     """The document's title, or "" when it is only its file name (which says nothing of its argument)."""
     title = retriever.stored.documents[doc].meta.title
-    stem = doc.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return "" if content_words(title) == content_words(stem.replace("_", " ").replace("-", " ")) else title
+    return "" if content_words(title) == content_words(guess_meta(doc, "").title) else title
 
 
 def compare_instruction(snippets: Sequence[Snippet], instruction: str) -> str:

@@ -41,10 +41,6 @@ class Scope:
     missing: str = ""  # a quoted title, section or name that no document holds
     topic: str = ""  # the one topic of the document(s) the question asks about ("...says about X": "X")
 
-    @property
-    def topical(self) -> bool:
-        return bool(self.topic)
-
 
 def _plain(text: str) -> str:
     text = unicodedata.normalize("NFKD", text).replace("’", "'")

@@ -108,8 +108,8 @@ def test_a_quoted_title_no_document_holds_is_missing():
 
 
 def test_a_summary_about_a_topic_is_marked_topical():
-    assert resolve("Summarize what the February 2024 article says about the U.S.", DOCS, SECTIONS).topical
-    assert not resolve("Summarize the first article.", DOCS, SECTIONS).topical
+    assert resolve("Summarize what the February 2024 article says about the U.S.", DOCS, SECTIONS).topic
+    assert not resolve("Summarize the first article.", DOCS, SECTIONS).topic
     scope = resolve("Summarize what the first article says about the transatlantic relationship?", DOCS, SECTIONS)
     assert scope.topic == "the transatlantic relationship"  # what the summary searches its document for
 

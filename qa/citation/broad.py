@@ -61,7 +61,8 @@ def _cited(new: set[str], markers: Sequence[int], words: dict[int, set[str]]) ->
     return []
 
 
-_BECAUSE = re.compile(r"^(.+?)\s+(?:because|as a result of|due to)\s+(.+)$", re.I | re.S)
+_CAUSE = r"(?:because|as a result of|due to)"  # how a sentence gives a cause
+_BECAUSE = re.compile(rf"^(.+?)\s+{_CAUSE}\s+(.+)$", re.I | re.S)
 
 
 def _unlinked(claim: Claim, question: str, by_n: dict[int, Snippet], notes: list[str]) -> Claim:
@@ -72,7 +73,7 @@ def _unlinked(claim: Claim, question: str, by_n: dict[int, Snippet], notes: list
     if not linked or not content_words(linked.group(1)) <= content_words(question):
         return claim
     cited = " ".join(by_n[n].text for n in claim.markers if n in by_n).lower()
-    if re.search(r"\b(?:because|since|as a result|due to)\b", cited):
+    if re.search(rf"\b(?:{_CAUSE}|since)\b", cited):
         return claim
     rest = linked.group(2)
     notes.append(f"dropped the question restated as a cause no passage gives: {linked.group(1)[:60]}")
