@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from embeddings.documents import Document
-from qa.broad import plan_broad, scope_of
+from qa.broad import best_snippet, plan_broad, scope_of
 from qa.citation.broad import extract, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
@@ -29,9 +29,12 @@ from qa.types import REFUSAL, Answer, Citation, Retrieved, StreamEvent, Timings,
 # Tokens of passage text in the prompt, per answer style, when the settings do not say: the
 # speed/accuracy dial, since the first token waits for every prompt token (docs/DESIGN.md, step 8).
 CONTEXT_TOKENS = {"sentence": 60, "short": 200}
-# Shapes whose answer is their snippets themselves, with no model call: a summary, whose snippets
-# are its document's central sentences (docs/DESIGN.md, "Extractive answers").
-EXTRACTIVE: tuple[str, ...] = ("summary",)
+# Shapes whose answer is their snippets themselves, with no model call (docs/DESIGN.md, "Extractive
+# answers"): a summary, whose snippets are its document's central sentences, and an explanation or a
+# description, answered by its best snippet (`qa.broad.best_snippet`). Lists and comparisons are
+# written by the model, which measured better there.
+EXTRACTIVE: tuple[str, ...] = ("summary", "explain", "describe")
+ONE_SNIPPET = ("explain", "describe")  # extractive shapes whose answer is their best snippet alone
 EXTRACT_WORDS = 110  # an extractive answer's length at most (the issue asks 30-120 words)
 
 
@@ -138,9 +141,13 @@ def stream_answer(
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
     if extractive:
-        count = plan.sentences  # "in three sentences": the three the plan chose
-        checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,
-                          sources=shape.name == "compare")
+        if shape.name in ONE_SNIPPET:
+            best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS)
+            checked = extract([best] if best else [], documents, k=1)
+        else:
+            count = plan.sentences  # "in three sentences": the three the plan chose
+            checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,
+                              sources=shape.name == "compare")
         first_token = time.perf_counter() - started
         yield Token(checked.text)
     elif shape.broad:

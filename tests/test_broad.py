@@ -8,9 +8,10 @@ import pytest
 
 from conftest import KeywordEncoder, ScriptedGenerator, user_turn, write_corpus
 from qa.answer import AnswerSettings
-from qa.broad import TITLE_FOCUS
+from qa.broad import TITLE_FOCUS, best_snippet
 from qa.pipeline import Pipeline
 from qa.prompting.broad import central_sentences, central_snippets, per_document_snippets
+from qa.prompting.snippets import select_snippets
 from qa.settings import Settings
 from qa.shapes import SHAPES
 from qa.types import REFUSAL, Answer, Retrieved, Token
@@ -101,7 +102,7 @@ def test_an_explanation_reads_on_into_the_paragraph_after_the_sentence_that_matc
             "Its wooden piles had rotted through, and the council had cut the repair budget twice.\n\n"
             "Tourists visit the lighthouse in summer, and the cafes stay open late on weekends.\n")
     corpus = write_corpus(tmp_path / "storm", {"storm.txt": text})
-    pipeline, generator = make(corpus, tmp_path, ["- Its wooden piles had rotted through [2]"])
+    pipeline, generator = make(corpus, tmp_path, ["- Its wooden piles had rotted through [2]"], extractive=())
     pipeline.answer("Why did the old harbour pier collapse in the storm?")
     prompt = user_turn(generator.prompts[0])
     assert "wooden piles had rotted" in prompt  # the next paragraph, which shares no word with the question
@@ -166,7 +167,7 @@ def test_a_summary_the_model_writes_streams_retrieved_first_and_cites_the_named_
 
 
 def test_broad_answers_keep_the_one_fact_prefix_so_the_cache_serves_both(corpus, tmp_path):
-    pipeline, generator = make(corpus, tmp_path, [REFUSAL, REFUSAL])
+    pipeline, generator = make(corpus, tmp_path, [REFUSAL, REFUSAL], extractive=())
     pipeline.answer("Why was the harbour rebuilt?")
     pipeline.answer("When was the harbour rebuilt?")
     broad, fact = generator.prompts
@@ -241,7 +242,7 @@ def test_only_broad_shapes_can_be_extractive(monkeypatch):
 
 def test_an_explanation_is_started_for_the_model_and_streams_from_that_start(corpus, tmp_path):
     reply = "- The old pier was destroyed by the storm of 1990 [1]\n- The fishermen and the council paid [2]"
-    pipeline, generator = make(corpus, tmp_path, [reply])
+    pipeline, generator = make(corpus, tmp_path, [reply], extractive=())
     events = list(pipeline.stream("Why was the harbour of Larsholm rebuilt?"))
     assert generator.prompts[0][-1] == {"role": "assistant", "content": "-"}
     streamed = "".join(e.text for e in events if isinstance(e, Token))
@@ -257,3 +258,57 @@ def test_a_comparison_of_two_articles_names_each_source_and_its_passages(corpus,
                       r"then what «Town Notes» writes \((\[\d\](?: to \[\d\])?)\)", user)
     assert first, user  # the shape's generic wording was replaced by the sources, in passage order
     assert "what one source says" not in user
+
+
+def test_an_explanation_is_answered_by_its_best_snippet_without_a_model_call(tmp_path, monkeypatch):
+    monkeypatch.setitem(SHAPES, "explain", replace(SHAPES["explain"], context_tokens=20))  # one sentence
+    text = ("Storm Notes\n\nThe old harbour pier collapsed in the great storm of March for several reasons. "
+            "Its wooden piles had rotted through. Tourists visit the lighthouse in summer.\n")
+    corpus = write_corpus(tmp_path / "storm", {"storm.txt": text})
+    pipeline, generator = make(corpus, tmp_path, [])
+    events = list(pipeline.stream("Why did the old harbour pier collapse in the storm?"))
+    answer = events[-1]
+    assert generator.prompts == []  # no model call
+    assert not answer.refused and "Tourists" not in answer.text
+    # the best sentence and the one after it, where the explanation goes on
+    assert answer.text == ("The old harbour pier collapsed in the great storm of March for several reasons. "
+                           "Its wooden piles had rotted through [1].")
+    citation = answer.citations[0]
+    assert [c.n for c in answer.citations] == [1] and text[citation.start : citation.end] == citation.text
+    assert "".join(e.text for e in events if isinstance(e, Token)) == answer.text  # streamed as one piece
+
+
+def test_a_best_sentence_that_points_back_is_shown_with_the_sentence_before_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(SHAPES, "explain", replace(SHAPES["explain"], context_tokens=20))  # one sentence
+    text = ("Pier Report\n\nThe piles had rotted through and the council had cut the repair budget twice. "
+            "These two failings explain why the old harbour pier collapsed in the storm.\n\n"
+            "Tourists visit the lighthouse in summer, and the cafes stay open late.\n")
+    corpus = write_corpus(tmp_path / "pier", {"pier.txt": text})
+    pipeline, _ = make(corpus, tmp_path, [])
+    answer = pipeline.answer("Why did the old harbour pier collapse in the storm?")
+    assert answer.text.startswith("The piles had rotted through") and "These two failings" in answer.text
+    assert answer.citations[0].text.startswith("The piles had rotted through")
+
+
+def test_a_best_snippet_over_the_word_limit_is_cut_to_its_best_sentence_and_the_next(tmp_path):
+    filler = " ".join(f"In {1900 + n} the town of Larsholm painted its school and mended a road." for n in range(4))
+    text = (f"Town Notes\n\n{filler} The old harbour pier collapsed in the great storm because its piles "
+            f"rotted. Its repair budget had been cut twice. {filler}\n")
+    corpus = write_corpus(tmp_path / "town", {"town.txt": text})
+    pipeline, _ = make(corpus, tmp_path, [])
+    retriever, question = pipeline.retriever, "Why did the old harbour pier collapse in the great storm?"
+    snippets = select_snippets(retriever.search(question, k=5), retriever, question, budget=400, max_passages=5,
+                               count_tokens=lambda t: len(t.split()), follow=True)
+    whole, cut = (best_snippet(snippets, retriever, question, words=n) for n in (1000, 30))
+    assert len(whole.text.split()) > 30 and "painted" in whole.text  # grown by its neighbours
+    assert cut.text == ("The old harbour pier collapsed in the great storm because its piles rotted. "
+                        "Its repair budget had been cut twice.")
+    assert text[cut.start : cut.end] == cut.text
+
+
+def test_model_written_explanations_remain_a_setting(tmp_path):
+    text = "Storm Notes\n\nThe old harbour pier collapsed in the great storm of March because its piles rotted.\n"
+    corpus = write_corpus(tmp_path / "storm", {"storm.txt": text})
+    pipeline, generator = make(corpus, tmp_path, ["- Its piles rotted [1]"], extractive=("summary",))
+    answer = pipeline.answer("Why did the old harbour pier collapse in the storm?")
+    assert len(generator.prompts) == 1 and "Its piles rotted [1]" in answer.text

@@ -187,3 +187,14 @@ def test_the_question_restated_as_a_cause_no_passage_gives_is_dropped_and_the_pa
     linked = verify_broad("- Macron's dialogue with Moscow failed because Russia paid lip service [2]", stated,
                           QUESTION, {"a.txt": DOC}, prose=True, closeness=lambda *_: 0.9)
     assert "failed because Russia paid lip service" in linked.text  # a passage that gives the cause keeps it
+
+
+def test_an_extracted_sentence_ending_in_a_closing_quote_keeps_it_before_its_marker():
+    from qa.citation.broad import extract
+
+    doc = 'She wrote "The Macron Method." Talks ended'
+    passage = Passage("q.txt#1", "q.txt", 0, len(doc), doc, title="T")
+    quoted = Snippet(1, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 0, 30, doc[:30])
+    bare = Snippet(2, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 31, len(doc), doc[31:])
+    shown = extract([quoted, bare], {"q.txt": doc}, k=2)
+    assert shown.text == 'She wrote "The Macron Method." [1] Talks ended [2].'

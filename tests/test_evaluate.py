@@ -275,7 +275,8 @@ def fake_pipeline(monkeypatch, tmp_path):
     return fake_pipelines(monkeypatch, dev_reply)
 
 
-def test_qa_eval_on_the_dev_set(fake_pipeline, tmp_path, capsys):
+def test_qa_eval_on_the_dev_set(fake_pipeline, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("QA_EXTRACTIVE", "summary")  # d03, a "why", is asked of the scripted model too
     out, summary_path = tmp_path / "r.jsonl", tmp_path / "s.json"
     code = cli_main(["eval", str(DEV), "--out", str(out), "--summary", str(summary_path), "--limit", "5",
                           "--corpus", str(SEEDS), "--index-dir", str(tmp_path / "idx")])

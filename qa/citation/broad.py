@@ -202,6 +202,9 @@ def thin(verified: Verified, *, sentences: int = 2, words: int = 6) -> bool:
     return sum(len(c.text.split()) >= words for c in split_claims(verified.text)) < sentences
 
 
+_QUOTED_END = re.compile(r"[.!?…][\"”’)]+$")  # 'In Chief."': the sentence ended inside its closing quote
+
+
 def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Sequence[str] = (), *,
             k: int = 3, words: int | None = None, sources: bool = False, fallback: bool = False) -> Verified:
     """The snippets themselves as the answer, in their order, each cited at its exact span: the first
@@ -229,11 +232,13 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
     parts, citations = [], []
     for n, snippet in enumerate(chosen, start=1):
         body = " ".join(snippet.text.split())
-        tail = body[-1] if body[-1] in ".!?" else ""
         opening = ""
         if sources and (n == 1 or chosen[n - 2].passage.doc != snippet.passage.doc):
             opening = f"{'' if n == 1 else chr(10)}{source_label(snippet)}: "
-        parts.append(f"{opening}{body[:len(body) - len(tail)]} [{n}]{tail or '.'}")
+        if body[-1] in ".!?":  # "... the dialogue [1]."
+            parts.append(f"{opening}{body[:-1]} [{n}]{body[-1]}")
+        else:  # 'In Chief." [1]' after a closing quote; a line with no full stop gets one
+            parts.append(f"{opening}{body} [{n}]{'' if _QUOTED_END.search(body) else '.'}")
         document = documents[snippet.passage.doc]
         citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
                                   document[snippet.start : snippet.end], snippet.passage.start, snippet.passage.end))

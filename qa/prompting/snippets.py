@@ -26,6 +26,7 @@ class Snippet:
     start: int  # offsets into the document (inside the passage)
     end: int
     text: str  # == document[start:end]
+    score: float = 0.0  # the best score of a sentence inside (`sentence_scores`); 0.0 where not scored
 
     @property
     def passage(self) -> Passage:
@@ -166,9 +167,9 @@ def select_snippets(
             pieces.append((max(inside), rank, start, end))
     pieces.sort(key=lambda p: (-p[0], p[1], p[2]))
     snippets: list[Snippet] = []
-    for _, rank, start, end in pieces:
+    for score, rank, start, end in pieces:
         document = retriever.document_text(hits[rank - 1].doc)
-        snippets.append(Snippet(len(snippets) + 1, hits[rank - 1], start, end, document[start:end]))
+        snippets.append(Snippet(len(snippets) + 1, hits[rank - 1], start, end, document[start:end], score))
     return snippets
 
 
