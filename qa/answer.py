@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from embeddings.documents import Document
 from qa.broad import best_snippet, plan_broad, scope_of
-from qa.citation.broad import extract, thin, verify_broad
+from qa.citation.broad import extract, list_items, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
 from qa.errors import InvalidArgument, check_positive_whole
@@ -156,6 +156,11 @@ def stream_answer(
                                truncated=capped, each_on_topic=shape.name == "describe")
         if shape.name == "summary" and plan.scoped and thin(checked):
             checked = extract(snippets, documents, checked.notes, fallback=True)
+        elif shape.name == "list" and plan.items and 0 < list_items(checked) < plan.items:
+            # "the two shortcomings" answered with one: the sentence that names them is shown instead
+            best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS)
+            note = f"the model listed {list_items(checked)} of the {plan.items} items asked for: the best sentence is shown"
+            checked = extract([best] if best else [], documents, (*checked.notes, note), k=1)
     else:
         checked = verify(raw, snippets, query, documents, closeness)
     n_prompt = 0 if extractive else sum(generator.count_tokens(m["content"]) for m in messages)

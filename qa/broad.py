@@ -22,7 +22,7 @@ from qa.prompting.broad import build_broad_messages, central_snippets, per_docum
 from qa.prompting.snippets import Snippet, select_snippets, sentence_scores
 from qa.references import Scope, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
-from qa.shapes import Shape, asked_sentences
+from qa.shapes import Shape, asked_items, asked_sentences
 
 # Weight of closeness to the document's title, against closeness to the mean of its sentences, when
 # a summary chooses its sentences: the title of an article states its argument, so its sentences
@@ -38,6 +38,7 @@ class Plan:
     scoped: bool = False  # the snippets come from the documents the question names (their topic)
     refusal: str = ""  # why the question is refused before asking the model ("" when it is asked)
     sentences: int | None = None  # how many sentences the user asked a summary to have ("in three sentences")
+    items: int | None = None  # how many items a list question asks for ("the two shortcomings")
 
 
 @lru_cache(maxsize=8)
@@ -97,7 +98,8 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
     messages = build_broad_messages(snippets, question, instruction)
     if shape.prose:
         messages.append({"role": "assistant", "content": "-"})
-    return Plan(snippets, messages, scoped, sentences=sentences)
+    items = asked_items(question) if shape.name == "list" else None
+    return Plan(snippets, messages, scoped, sentences=sentences, items=items)
 
 
 # A sentence that opens by pointing back ("These two factors have weakened...", "She has published...")

@@ -95,6 +95,24 @@ _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
 _SENTENCES = re.compile(rf"\b(?:in|with|using)\s+({'|'.join(_NUMBERS)}|[1-8])\s+(?:short\s+|brief\s+)?sentences?\b", re.I)
 
 
+_ITEMS = re.compile(rf"\b({'|'.join(_NUMBERS)}|[1-8])\s+(?:[\w'’-]+\s+){{0,2}}?[\w'’-]*[^s\W]s\b", re.I)
+
+
+def asked_items(question: str) -> int | None:
+    """How many items a list question asks for ("What are the two shortcomings...?"), if it says.
+
+    >>> asked_items("What are the two shortcomings of his vision?"), asked_items("Which three main pillars?")
+    (2, 3)
+    >>> asked_items("Which subjects were on the agenda?"), asked_items("What did the two sides discuss?")
+    (None, 2)
+    """
+    found = _ITEMS.search(question)
+    if not found:
+        return None
+    word = found.group(1).lower()
+    return _NUMBERS.get(word) or int(word)
+
+
 def asked_sentences(question: str) -> int | None:
     """How many sentences the user asked for ("Summarize it in three sentences."), if they did.
 

@@ -312,3 +312,16 @@ def test_model_written_explanations_remain_a_setting(tmp_path):
     pipeline, generator = make(corpus, tmp_path, ["- Its piles rotted [1]"], extractive=("summary",))
     answer = pipeline.answer("Why did the old harbour pier collapse in the storm?")
     assert len(generator.prompts) == 1 and "Its piles rotted [1]" in answer.text
+
+
+def test_a_list_with_fewer_items_than_the_question_asks_for_shows_the_sentence_that_names_them(tmp_path, monkeypatch):
+    monkeypatch.setitem(SHAPES, "list", replace(SHAPES["list"], context_tokens=20))  # one sentence
+    text = ("Pier Report\n\nTourists visit the lighthouse in summer, and the cafes stay open late.\n\n"
+            "The harbour plan suffers two shortcomings: a lack of money and a lack of workers.\n")
+    corpus = write_corpus(tmp_path / "pier", {"pier.txt": text})
+    pipeline, _ = make(corpus, tmp_path, ["- a lack of money [1]"])
+    answer = pipeline.answer("What are the two shortcomings of the harbour plan?")
+    assert answer.text == "The harbour plan suffers two shortcomings: a lack of money and a lack of workers [1]."
+    assert any("1 of the 2 items" in note for note in answer.notes)
+    pipeline, _ = make(corpus, tmp_path, ["- a lack of money [1]\n- a lack of workers [1]"])
+    assert pipeline.answer("What are the two shortcomings of the harbour plan?").text.startswith("- a lack of money [1]")

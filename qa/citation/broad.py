@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from qa.citation.claims import Claim, is_refusal, split_claims
+from qa.citation.claims import Claim, is_refusal, split_claims, strip_citations
 from qa.citation.spans import citation_span, names_the_author, names_the_date, topic_start
 from qa.citation.verification import CLOSE_IN_MEANING, SUPPORT, Verified, informative_words, numbered_citations, support
 from qa.citation.words import added_words, content_words, question_topic, years
@@ -200,6 +200,21 @@ def thin(verified: Verified, *, sentences: int = 2, words: int = 6) -> bool:
     if verified.refused:
         return True
     return sum(len(c.text.split()) >= words for c in split_claims(verified.text)) < sentences
+
+
+def list_items(verified: Verified) -> int:
+    """How many items a verified list answer gives: its lines, or the parts of a one-line list
+    ("cod, herring and sprats [1]." is three).
+
+    >>> list_items(Verified("- cod [1]\\n- herring [2]", (), False, ())), list_items(Verified("cod and herring [1].", (), False, ()))
+    (2, 2)
+    """
+    if verified.refused:
+        return 0
+    lines = [line for line in verified.text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        return len(lines)
+    return len([part for part in re.split(r",|;|\band\b", strip_citations(lines[0])) if part.strip(" .-")])
 
 
 _QUOTED_END = re.compile(r"[.!?…][\"”’)]+$")  # 'In Chief."': the sentence ended inside its closing quote
