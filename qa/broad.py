@@ -19,7 +19,8 @@ from embeddings.documents import guess_meta
 from embeddings.paragraphs import split_sentences
 from qa.citation.words import content_words
 from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
-from qa.prompting.snippets import Snippet, select_snippets, sentence_scores
+from qa.injection import looks_like_injection
+from qa.prompting.snippets import Snippet, is_prose, select_snippets, sentence_scores
 from qa.references import Scope, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
 from qa.shapes import Shape, asked_items, asked_sentences
@@ -130,8 +131,9 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
         if top is not None:
             start, end = inside[top][0], inside[min(top + 1, len(inside) - 1)][1]
     if _POINTS_BACK.match(document[start:end]):
-        before = [s for s, e in spans if e <= start]
-        start = before[-1] if before else start
+        before = [(s, e) for s, e in spans if e <= start]
+        if before and is_prose(document[slice(*before[-1])]) and not looks_like_injection(document[slice(*before[-1])]):
+            start = before[-1][0]
     return replace(best, n=1, start=start, end=end, text=document[start:end])
 
 
