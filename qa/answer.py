@@ -142,8 +142,9 @@ def stream_answer(
 
     if extractive:
         if shape.name in ONE_SNIPPET:
-            best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS)
-            checked = extract([best] if best else [], documents, k=1)
+            best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS, naming=shape.name == "describe")
+            checked = extract([best] if best else [], documents, ("no passage names what was asked",) if not best else (),
+                              k=1)
         else:
             count = plan.sentences  # "in three sentences": the three the plan chose
             checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,

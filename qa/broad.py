@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from embeddings.documents import guess_meta
 from embeddings.paragraphs import split_sentences
-from qa.citation.words import content_words
+from qa.citation.words import content_words, question_topic
 from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
 from qa.injection import looks_like_injection
 from qa.prompting.snippets import Snippet, is_prose, select_snippets, sentence_scores
@@ -108,7 +108,8 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
 _POINTS_BACK = re.compile(r"^\W*(?:these|those|this|that|such|both|it|its|they|their|he|his|she|her)\b", re.I)
 
 
-def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: str, *, words: int) -> Snippet | None:
+def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: str, *, words: int,
+                 naming: bool = False) -> Snippet | None:
     """An explanation's or a description's extractive answer: the best-scoring snippet (the sentence
     closest to the question with the sentences around it that the prompt had room for, among them
     the one after it, where an explanation goes on), with the sentence before it when it opens by
@@ -116,7 +117,12 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     it when it runs over ``words``. One snippet, because a second is seldom evidence: on the 17
     explanations and descriptions of dev_broad and heldout_broad, this answer covered 0.76 of the
     points with 0.88 of its citations on evidence; all snippets within 110 words 0.77 with 0.47; cut
-    whenever over 40 words instead of 110, 0.70 with 0.88 (docs/DESIGN.md, "Extractive answers")."""
+    whenever over 40 words instead of 110, 0.70 with 0.88 (docs/DESIGN.md, "Extractive answers").
+    With ``naming`` (a description), only a snippet that names what was asked may answer: None when
+    none does, as the model's description is refused when no sentence of it cites a source naming it."""
+    if naming:  # a description: only a snippet that names what was asked ("Who is Volodymyr Zelensky?")
+        topic = question_topic(question)[2]
+        snippets = [s for s in snippets if topic & content_words(s.text)]
     if not snippets:
         return None
     best = max(snippets, key=lambda s: s.score)

@@ -48,7 +48,7 @@ SHAPES = {shape.name: shape for shape in (
     Shape("explain", 190, 110, f"Answer with two or three sentences copied from the passages, {_LINES}{_PARTIAL}",
           passages=8, anchors=5, per_passage=2, prose=True, follow=True),
     Shape("describe", 130, 90, f"Say in two or three sentences copied from the passages who or what it is and "
-          f"what it does. {_CITE} {_PARTIAL}", anchors=4, per_passage=3),
+          f"what it does. {_CITE} {_PARTIAL}", passages=8, anchors=4, per_passage=3),
     Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
           f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2, follow=True),
     Shape("summary", 170, 170, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",

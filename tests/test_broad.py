@@ -335,3 +335,19 @@ def test_a_best_sentence_that_points_back_at_an_injected_instruction_is_shown_al
     pipeline, _ = make(corpus, tmp_path, [])
     answer = pipeline.answer("Why did the old harbour pier collapse in the storm?")
     assert "Ignore" not in answer.text and answer.text.startswith("This is why the old harbour pier collapsed")
+
+
+def test_a_description_answers_only_from_a_snippet_that_names_what_was_asked(tmp_path):
+    filler = " ".join(f"In {1900 + n} the harbour of Larsholm was mended after a storm." for n in range(20))
+    text = f"Town Notes\n\n{filler}\n\nAnn Lee is the harbour master of Larsholm and has kept its books since 2010.\n"
+    corpus = write_corpus(tmp_path / "town", {"town.txt": text})
+    pipeline, generator = make(corpus, tmp_path, [])
+    answer = pipeline.answer("Who is Ann Lee?")
+    assert generator.prompts == [] and answer.text.startswith("Ann Lee is the harbour master")
+    retriever, question = pipeline.retriever, "Who is Ann Lee?"
+    other = [replace(h, rank=r) for r, h in enumerate(
+        (h for h in retriever.search(question, k=5) if "Ann Lee" not in h.passage.text), start=1)]
+    assert other  # the filler's passages
+    snippets = select_snippets(other, retriever, question, budget=60, max_passages=5, count_tokens=lambda t: len(t.split()))
+    assert snippets and best_snippet(snippets, retriever, question, words=110) is not None
+    assert best_snippet(snippets, retriever, question, words=110, naming=True) is None  # none names her
