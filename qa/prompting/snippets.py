@@ -10,7 +10,7 @@ document, so ``[n]`` in the answer maps straight back to offsets.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,7 +93,9 @@ def select_snippets(
     because small models lean on passage [1].
     """
     query = retriever.query_vector(question)
-    hits = list(hits[:max_passages])  # may grow by a passage that follows one of them (``follow``)
+    # numbered 1..n in the order given (ranks index the list below); may grow by a passage that
+    # follows one of them (``follow``)
+    hits = [h if h.rank == r else replace(h, rank=r) for r, h in enumerate(hits[:max_passages], start=1)]
     sentences: dict[int, list[tuple[int, int]]] = {}  # rank -> sentence spans in order
     candidates = []  # (score, rank, index of the sentence in its passage)
     for hit in hits:
