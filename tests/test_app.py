@@ -150,6 +150,16 @@ def test_a_refusal_says_why_the_models_draft_was_withheld(library: Library):
     assert "withheld" not in render.render_answer_sources(answered, turn=1, collection="seeds", documents=documents)
 
 
+def test_a_quoted_answer_says_so_above_its_sources(library: Library):
+    documents = library.documents(library.main)
+    written = library.pipeline().answer(VIMONT_Q)  # the scripted model wrote it
+    assert written.raw_text and "Quoted from the documents" not in render.render_answer_sources(
+        written, turn=1, collection="seeds", documents=documents)
+    quoted = replace(written, raw_text="")  # an extractive answer: no model text
+    assert "Quoted from the documents" in render.render_answer_sources(quoted, turn=1, collection="seeds",
+                                                                       documents=documents)
+
+
 def test_scores_are_shown_only_when_asked(library: Library):
     answer = library.pipeline().answer(VIMONT_Q)
     documents = library.documents(library.main)

@@ -138,6 +138,9 @@ def render_answer_sources(answer: Answer, *, turn: int, collection: str, documen
         parts.append(render_withheld(answer))
         parts += rest
     else:
+        if not answer.raw_text:  # the answer is the cited sentences themselves (qa.answer.EXTRACTIVE)
+            parts.append('<p class="searched">Quoted from the documents: the highlighted sentences below are '
+                         "the answer, word for word.</p>")
         parts += cited
         if rest:
             parts.append(f"<details><summary>Other passages searched ({len(rest)})</summary>{''.join(rest)}</details>")
