@@ -61,7 +61,8 @@ def run(paths: list[Path]) -> list[dict]:
             if words is None:
                 answer = extract(plan.snippets, documents, k=0, words=110)
             else:
-                best = best_snippet(plan.snippets, retriever, q["question"], words=words, naming=shape.name == "describe")
+                best = best_snippet(plan.snippets, retriever, q["question"], words=words,
+                                    naming=shape.name == "describe")
                 answer = extract([best] if best else [], documents, k=1)
             covered = sum(points_covered(answer.text, q["points"]))
             supports = [bool(citation_supports({"doc": c.doc, "text": c.text}, q["evidence"]))

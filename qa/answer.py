@@ -143,8 +143,8 @@ def stream_answer(
     if extractive:
         if shape.name in ONE_SNIPPET:
             best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS, naming=shape.name == "describe")
-            checked = extract([best] if best else [], documents, ("no passage names what was asked",) if not best else (),
-                              k=1)
+            unnamed = () if best else ("no passage names what was asked",)
+            checked = extract([best] if best else [], documents, unnamed, k=1)
         else:
             count = plan.sentences  # "in three sentences": the three the plan chose
             checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,
@@ -160,7 +160,8 @@ def stream_answer(
         elif shape.name == "list" and plan.items and 0 < list_items(checked) < plan.items:
             # "the two shortcomings" answered with one: the sentence that names them is shown instead
             best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS)
-            note = f"the model listed {list_items(checked)} of the {plan.items} items asked for: the best sentence is shown"
+            note = (f"the model listed {list_items(checked)} of the {plan.items} items asked for: "
+                    "the best sentence is shown")
             checked = extract([best] if best else [], documents, (*checked.notes, note), k=1)
     else:
         checked = verify(raw, snippets, query, documents, closeness)

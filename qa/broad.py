@@ -131,8 +131,8 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     start, end = best.start, best.end
     if len(best.text.split()) > words:
         inside = [(s, e) for s, e in spans if start <= s and e <= end]
-        scores = {(s, e): score for score, s, e in sentence_scores(best.hit, retriever, retriever.query_vector(question),
-                                                                     question)}
+        query = retriever.query_vector(question)
+        scores = {(s, e): score for score, s, e in sentence_scores(best.hit, retriever, query, question)}
         top = max(range(len(inside)), key=lambda i: scores.get(inside[i], -1.0)) if inside else None
         if top is not None:
             start, end = inside[top][0], inside[min(top + 1, len(inside) - 1)][1]

@@ -324,7 +324,8 @@ def test_a_list_with_fewer_items_than_the_question_asks_for_shows_the_sentence_t
     assert answer.text == "The harbour plan suffers two shortcomings: a lack of money and a lack of workers [1]."
     assert any("1 of the 2 items" in note for note in answer.notes)
     pipeline, _ = make(corpus, tmp_path, ["- a lack of money [1]\n- a lack of workers [1]"])
-    assert pipeline.answer("What are the two shortcomings of the harbour plan?").text.startswith("- a lack of money [1]")
+    answer = pipeline.answer("What are the two shortcomings of the harbour plan?")
+    assert answer.text.startswith("- a lack of money [1]")
 
 
 def test_a_best_sentence_that_points_back_at_an_injected_instruction_is_shown_alone(tmp_path, monkeypatch):
@@ -347,6 +348,7 @@ def test_a_description_answers_only_from_a_snippet_that_names_what_was_asked(tmp
     retriever, question = pipeline.retriever, "Who is Ann Lee?"
     other = [h for h in retriever.search(question, k=5) if "Ann Lee" not in h.passage.text]  # ranks 2, 3...
     assert other  # the filler's passages
-    snippets = select_snippets(other, retriever, question, budget=60, max_passages=5, count_tokens=lambda t: len(t.split()))
+    snippets = select_snippets(other, retriever, question, budget=60, max_passages=5,
+                               count_tokens=lambda t: len(t.split()))
     assert snippets and best_snippet(snippets, retriever, question, words=110) is not None
     assert best_snippet(snippets, retriever, question, words=110, naming=True) is None  # none names her

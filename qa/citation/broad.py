@@ -206,8 +206,10 @@ def list_items(verified: Verified) -> int:
     """How many items a verified list answer gives: its lines, or the parts of a one-line list
     ("cod, herring and sprats [1]." is three).
 
-    >>> list_items(Verified("- cod [1]\\n- herring [2]", (), False, ())), list_items(Verified("cod and herring [1].", (), False, ()))
-    (2, 2)
+    >>> list_items(Verified("- cod [1]\\n- herring [2]", (), False, ()))
+    2
+    >>> list_items(Verified("cod and herring [1].", (), False, ()))
+    2
     """
     if verified.refused:
         return 0
