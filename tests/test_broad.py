@@ -352,3 +352,12 @@ def test_a_description_answers_only_from_a_snippet_that_names_what_was_asked(tmp
                                count_tokens=lambda t: len(t.split()))
     assert snippets and best_snippet(snippets, retriever, question, words=110) is not None
     assert best_snippet(snippets, retriever, question, words=110, naming=True) is None  # none names her
+
+
+def test_the_broad_helpers_worked_examples_hold():
+    import doctest
+    import importlib
+
+    modules = ("qa.shapes", "qa.citation.broad", "qa.prompting.snippets", "qa.prompting.broad", "qa.broad")
+    results = [doctest.testmod(importlib.import_module(name)) for name in modules]
+    assert sum(r.attempted for r in results) >= 10 and sum(r.failed for r in results) == 0
