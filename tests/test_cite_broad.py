@@ -198,3 +198,14 @@ def test_an_extracted_sentence_ending_in_a_closing_quote_keeps_it_before_its_mar
     bare = Snippet(2, Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc)), 31, len(doc), doc[31:])
     shown = extract([quoted, bare], {"q.txt": doc}, k=2)
     assert shown.text == 'She wrote "The Macron Method." [1] Talks ended [2].'
+
+
+def test_a_heading_the_model_put_before_a_comparison_sentence_is_dropped_unless_it_names_a_source():
+    titled = [Snippet(s.n, s.hit.__class__(s.hit.rank, 1.0, s.passage.__class__(
+        s.passage.id, "a.txt", 0, len(DOC), DOC, title="Moscow Talks Diary", author="Ann Lee"), 0.5, 1.0, 0, len(DOC)),
+        s.start, s.end, s.text) for s in SNIPPETS]
+    raw = ("- Russia Policy Verdict: Talks ended without any concrete progress in November 2021 [3]\n"
+           "- Lee: Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith [1]")
+    result = verify_broad(raw, titled, "How do the sources differ on the talks?", DOCS, prose=True)
+    assert result.text.startswith("Talks ended without any concrete progress in November 2021 [1].")
+    assert "Lee: Moscow accepted the overtures" in result.text and "Verdict" not in result.text

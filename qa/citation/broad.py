@@ -65,6 +65,29 @@ _CAUSE = r"(?:because|as a result of|due to)"  # how a sentence gives a cause
 _BECAUSE = re.compile(rf"^(.+?)\s+{_CAUSE}\s+(.+)$", re.I | re.S)
 
 
+# "Macron's Russia Policy: Macron's overtures in 2019...": a heading the model put before a sentence
+_LABEL = re.compile(r"^\s*([^:.!?\[\]]{3,60}):\s+(?=\S)")
+
+
+def _unlabelled(claim: Claim, labels: set[str], notes: list[str]) -> Claim:
+    """The claim without a heading the model put before it ("Macron's Russia Policy: ..."), unless the
+    heading names a source (its title or author: "Momtaz: ...", as a comparison says who holds which
+    view). A made-up heading is not in any passage, and it reads as a source the answer does not have.
+
+    >>> _unlabelled(Claim("Russia Policy: Talks ended.", (1,)), {"momtaz"}, []).text
+    'Talks ended.'
+    >>> [_unlabelled(Claim(t, (1,)), {"momtaz"}, []).text for t in ("Momtaz: Talks ended.", "He said: no.")]
+    ['Momtaz: Talks ended.', 'He said: no.']
+    """
+    found = _LABEL.match(claim.text)
+    heading = found.group(1).split() if found else []
+    if (not heading or len(heading) > 6 or any(w[0].islower() for w in heading if len(w) > 3)  # "Macron said:"
+            or content_words(found.group(1)) <= labels):
+        return claim
+    notes.append(f"dropped a heading no source has: {found.group(1)}")
+    return Claim(claim.text[found.end():], claim.markers)
+
+
 def _unlinked(claim: Claim, question: str, by_n: dict[int, Snippet], notes: list[str]) -> Claim:
     """The claim without the question it restates before "because" when no passage it cites makes
     that link: "The dialogue failed because it was meant to..." asserts a cause the passage never
@@ -115,7 +138,7 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
                     says_no_more = claim.text.strip()
                 continue
             if prose:
-                claim = _unlinked(claim, question, by_n, notes)
+                claim = _unlabelled(_unlinked(claim, question, by_n, notes), labels, notes)
             new = added_words(claim.text, question)
             if not new:
                 notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")

@@ -37,6 +37,7 @@ SHARED_WEIGHT = 1.0  # weight of the question's words a sentence holds, against 
 # A sentence scoring within this of the best one is shown even when the budget is spent: the score
 # cannot tell such sentences apart (docs/DESIGN.md, step 6).
 CLOSE_MARGIN = 0.03
+RANK_PENALTY = 0.05  # taken off a sentence's score per place its passage ranks below the first
 
 
 def sentence_scores(hit: Hit, retriever: Retriever, query: np.ndarray, question: str) -> list[tuple[float, int, int]]:
@@ -102,7 +103,7 @@ def select_snippets(
         scored = sentence_scores(hit, retriever, query, question)
         sentences[hit.rank] = [(start, end) for _, start, end in scored]
         for i, (score, _, _) in enumerate(scored):
-            candidates.append((score - 0.05 * (hit.rank - 1), hit.rank, i))
+            candidates.append((score - RANK_PENALTY * (hit.rank - 1), hit.rank, i))
     candidates.sort(key=lambda c: -c[0])
     chosen: set[tuple[int, int]] = set()
     used = 0
