@@ -94,6 +94,8 @@ def stream_answer(
     history = [(clean_question(q), a) for q, a in history if q and q.strip()]
     query, searched = standalone(asked, history, generator, style=settings.style)
     shape = classify(query) if settings.shapes and settings.style == "sentence" else SHAPES["fact"]
+    if shape.name == "compare" and len(scope_of(query, retriever).docs) < 2:  # one actor at two times
+        shape = SHAPES["explain"]
     hits: tuple[Hit, ...] = tuple(retriever.search(searched, k=max(k, shape.passages) if shape.broad else k))
     retrieved_at = time.perf_counter() - started
     yield Retrieved(hits, query)

@@ -361,3 +361,13 @@ def test_the_broad_helpers_worked_examples_hold():
     modules = ("qa.shapes", "qa.citation.broad", "qa.prompting.snippets", "qa.prompting.broad", "qa.broad")
     results = [doctest.testmod(importlib.import_module(name)) for name in modules]
     assert sum(r.attempted for r in results) >= 10 and sum(r.failed for r in results) == 0
+
+
+def test_a_change_over_time_within_one_document_is_answered_as_an_explanation(tmp_path):
+    text = ("Town Notes\n\nIn 2010 the council wanted a bigger harbour for the fishing fleet. By 2020 the council "
+            "had changed its mind and wanted the money spent on the school instead.\n")
+    corpus = write_corpus(tmp_path / "town", {"town.txt": text})
+    pipeline, generator = make(corpus, tmp_path, [])
+    answer = pipeline.answer("How did the council's plans change from 2010 to 2020?")
+    assert generator.prompts == [] and not answer.refused  # quoted: no model call
+    assert "changed its mind" in answer.text and answer.citations[0].text in text
