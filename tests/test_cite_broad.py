@@ -209,3 +209,15 @@ def test_a_heading_the_model_put_before_a_comparison_sentence_is_dropped_unless_
     result = verify_broad(raw, titled, "How do the sources differ on the talks?", DOCS, prose=True)
     assert result.text.startswith("Talks ended without any concrete progress in November 2021 [1].")
     assert "Lee: Moscow accepted the overtures" in result.text and "Verdict" not in result.text
+
+
+def test_a_comparison_turning_to_the_next_source_starts_a_new_paragraph():
+    titled = [Snippet(s.n, s.hit.__class__(s.hit.rank, 1.0, s.passage.__class__(
+        s.passage.id, "a.txt", 0, len(DOC), DOC, title="Moscow Talks Diary", author="Ann Lee"), 0.5, 1.0, 0, len(DOC)),
+        s.start, s.end, s.text) for s in SNIPPETS]
+    raw = ("- Talks ended without any concrete progress in November 2021 [3]\n"
+           "- Lee: Moscow accepted the overtures in 2019 but Putin did not intend to engage in good faith [1]")
+    result = verify_broad(raw, titled, "How do the sources differ on the talks?", DOCS, prose=True)
+    assert result.text.split("\n") == ["Talks ended without any concrete progress in November 2021 [1].",
+                                       "Lee: Moscow accepted the overtures in 2019 but Putin did not intend to "
+                                       "engage in good faith [2]."]

@@ -188,6 +188,20 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
     return _render(kept, by_n, documents, notes, says_no_more)
 
 
+def _names_a_source(text: str, by_n: dict[int, Snippet]) -> bool:
+    """True when a sentence opens with a source's title or author as its label ("Momtaz: ...",
+    "Macron's European Security Order: ..."): a comparison's turn to the next source, shown as a new
+    paragraph."""
+    found = _LABEL.match(text)
+    if not found:
+        return False
+    names = set()
+    for s in by_n.values():
+        author = (s.passage.author or "").split(",")[0].strip()
+        names |= {s.passage.title, author, author.split()[-1] if author else ""}
+    return found.group(1).strip() in names - {""}
+
+
 def _render(kept, by_n: dict[int, Snippet], documents: dict[str, str], notes: list[str], says_no_more: str) -> Verified:
     """The answer text with markers renumbered by first use, list items as "- item [n]" lines, and one
     citation per snippet cited, its span covering every sentence cited in it."""
@@ -205,7 +219,7 @@ def _render(kept, by_n: dict[int, Snippet], documents: dict[str, str], notes: li
         sentence = f"{body[:len(body) - len(tail)].rstrip()} {marks}{'' if bullet else tail or '.'}"
         if bullet:
             lines.append(f"- {sentence}")
-        elif lines and not lines[-1].startswith("- "):
+        elif lines and not lines[-1].startswith("- ") and not _names_a_source(claim.text, by_n):
             lines[-1] += f" {sentence}"
         else:
             lines.append(sentence)
