@@ -4,6 +4,7 @@ A question counts as found at rank r when the r-th passage contains one of its e
 verbatim (after NFKC and whitespace collapsing, FORMAT.md's rule), in the same document.
 
     .venv/bin/python bench/bench_retrieval.py [--questions FILE ...] [--corpus seeds] [--only CONFIG ...]
+    .venv/bin/python bench/bench_retrieval.py --by-shape   # BM25's fusion weight per question shape
 
 By default it reads the shared dev set and bench/questions/heldout.jsonl (questions written for this
 bench in the dev set's style, never used to tune anything before they were measured): a
@@ -34,7 +35,7 @@ from qa.retrieve import RetrievalSettings, Retriever  # noqa: E402
 class UnmatchedScoreNothing(Retriever):
     """The fusion before 067f710: a passage a method found nothing for gets nothing from it."""
 
-    def fuse(self, dense: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+    def fuse(self, dense: np.ndarray, bm25: np.ndarray, bm25_weight: float | None = None) -> np.ndarray:
         s = self.settings
         fused = np.zeros(len(dense), dtype=np.float64)
         for scores, weight, found in ((dense, s.dense_weight, np.isfinite(dense)), (bm25, s.bm25_weight, bm25 > 0)):
@@ -67,6 +68,42 @@ def evidence_rank(hits, evidence) -> int | None:
     return None
 
 
+BY_SHAPE_FILES = [*(f"../shared/eval/{n}.jsonl" for n in ("dev", "dev_broad")),
+                  *(f"bench/questions/{n}.jsonl" for n in ("heldout", "heldout2", "heldout3", "heldout_broad",
+                                                           "heldout_broad2", "heldout_broad3"))]
+BY_SHAPE_WEIGHTS = (0.5, 0.75, 1.0)
+
+
+def by_shape(files: list[str], corpus: str, out: str, embedder: str | None) -> int:
+    """Evidence MRR and recall@3 per question shape (qa.shapes.classify) and BM25 weight: which
+    weight each shape's search should use. Questions from the one-fact sets and the broad sets are
+    kept apart (a list asked as a one-fact question is not a broad one)."""
+    from qa.shapes import classify
+
+    encoder = load_encoder(embedder)
+    groups: dict[str, dict[float, list]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        retriever = Retriever(build_index(corpus, Path(tmp) / "idx", encoder=encoder), encoder)
+        for path in files:
+            for line in open(ROOT / path if not Path(path).is_absolute() else path, encoding="utf-8"):
+                q = json.loads(line) if line.strip() else {}
+                if not q.get("evidence"):
+                    continue
+                group = f"{classify(q['question']).name} ({'broad' if 'broad' in Path(path).name else 'one-fact'} sets)"
+                for weight in BY_SHAPE_WEIGHTS:
+                    hits = retriever.search(q["question"], k=10, bm25_weight=weight)
+                    groups.setdefault(group, {}).setdefault(weight, []).append(evidence_rank(hits, q["evidence"]))
+    rows = [{"group": group, "n": len(ranks[BY_SHAPE_WEIGHTS[0]]), "bm25_weight": w,
+             "mrr": mrr(ranks[w]), "recall@3": recall_at_k(ranks[w], 3)}
+            for group, ranks in sorted(groups.items()) for w in BY_SHAPE_WEIGHTS]
+    print(f"{'shape (question sets)':28} {'n':>3} " + " ".join(f"{'MRR@' + str(w):>9} {'R@3':>5}" for w in BY_SHAPE_WEIGHTS))
+    for group in sorted(groups):
+        cells = [r for r in rows if r["group"] == group]
+        print(f"{group:28} {cells[0]['n']:3d} " + " ".join(f"{r['mrr']:9.3f} {r['recall@3']:5.2f}" for r in cells))
+    write_result(out, {"questions": files, "embedder": encoder.name, "weights": BY_SHAPE_WEIGHTS, "rows": rows})
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", action="append", help="question file(s) with evidence "
@@ -75,7 +112,12 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench/results/retrieval.json"))
     parser.add_argument("--only", action="append", help="run only the configuration(s) with this name")
     parser.add_argument("--embedder", help="sentence-transformers model name or path (default: the packaged one)")
+    parser.add_argument("--by-shape", action="store_true", help="evidence MRR per question shape and BM25 weight, "
+                        "over every question set (writes bench/results/retrieval_shapes.json unless --out)")
     args = parser.parse_args()
+    if args.by_shape:
+        out = args.out if args.out != parser.get_default("out") else str(ROOT / "bench/results/retrieval_shapes.json")
+        return by_shape(args.questions or BY_SHAPE_FILES, args.corpus, out, args.embedder)
     files = args.questions or [str(ROOT.parent / "shared/eval/dev.jsonl"), str(ROOT / "bench/questions/heldout.jsonl")]
     sets = {}
     for path in files:

@@ -96,7 +96,8 @@ def stream_answer(
     shape = classify(query) if settings.shapes and settings.style == "sentence" else SHAPES["fact"]
     if shape.name == "compare" and len(scope_of(query, retriever).docs) < 2:  # one actor at two times
         shape = SHAPES["explain"]
-    hits: tuple[Hit, ...] = tuple(retriever.search(searched, k=max(k, shape.passages) if shape.broad else k))
+    hits: tuple[Hit, ...] = tuple(retriever.search(searched, k=max(k, shape.passages) if shape.broad else k,
+                                                   bm25_weight=shape.bm25_weight))
     retrieved_at = time.perf_counter() - started
     yield Retrieved(hits, query)
 
@@ -150,7 +151,7 @@ def stream_answer(
         else:
             count = plan.sentences  # "in three sentences": the three the plan chose
             checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,
-                              sources=shape.name == "compare")
+                              sources=shape.name == "compare", best_first=not count)
         first_token = time.perf_counter() - started
         yield Token(checked.text)
     elif shape.broad:

@@ -201,15 +201,19 @@ class Retriever:
                 best[passage_row], best_unit[passage_row] = score, row
         return best, best_unit
 
-    def search(self, question: str, *, k: int = 5) -> list[Hit]:
-        """The ``k`` best passages for ``question``, best first (fewer when the corpus is smaller)."""
+    def search(self, question: str, *, k: int = 5, bm25_weight: float | None = None) -> list[Hit]:
+        """The ``k`` best passages for ``question``, best first (fewer when the corpus is smaller).
+
+        ``bm25_weight`` replaces the settings' weight of the BM25 ranking for this search: broad
+        questions name more of their evidence's own words (qa.shapes, ``Shape.bm25_weight``).
+        """
         check_k(k)
         question = clean_question(question)
         if not self.passages:
             return []
         dense, best_unit = self.dense_scores(question)
         bm25 = self.bm25_scores(question)
-        fused = self.fuse(dense, bm25)
+        fused = self.fuse(dense, bm25, bm25_weight)
         order = np.argsort(-fused, kind="stable")[:k]
         hits = []
         for rank, row in enumerate(order, start=1):
@@ -220,15 +224,16 @@ class Retriever:
             hits.append(Hit(rank, float(fused[row]), passage, dense_score, float(bm25[row]), int(start), int(end)))
         return hits
 
-    def fuse(self, dense: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+    def fuse(self, dense: np.ndarray, bm25: np.ndarray, bm25_weight: float | None = None) -> np.ndarray:
         """Reciprocal rank fusion; the passages a method found nothing for share its last rank.
 
         Scoring them nothing instead lets any BM25 match outweigh the best dense rank in a small
         corpus, where 1 / (rrf_k + rank) barely changes from rank 1 to rank 34 (docs/DESIGN.md).
         """
         s = self.settings
+        lexical = s.bm25_weight if bm25_weight is None else bm25_weight
         fused = np.zeros(len(dense), dtype=np.float64)
-        for scores, weight, found in ((dense, s.dense_weight, np.isfinite(dense)), (bm25, s.bm25_weight, bm25 > 0)):
+        for scores, weight, found in ((dense, s.dense_weight, np.isfinite(dense)), (bm25, lexical, bm25 > 0)):
             ranks = np.empty(len(scores), dtype=np.int64)
             ranks[np.argsort(-np.where(found, scores, -np.inf), kind="stable")] = np.arange(1, len(scores) + 1)
             fused += weight / (s.rrf_k + np.where(found, ranks, found.sum() + 1))

@@ -29,6 +29,7 @@ class Shape:
     per_passage: int = 2  # of which at most this many from one passage
     prose: bool = False  # the answer's lines are sentences of one paragraph, not list items
     follow: bool = False  # each anchor sentence brings the one after it first (qa.prompting.snippets)
+    bm25_weight: float | None = None  # BM25's weight in the passage fusion (None: the retriever's own)
 
     def __post_init__(self) -> None:
         if self.context_tokens < 0 or self.max_tokens < 1:
@@ -39,6 +40,13 @@ class Shape:
         return self.name != "fact"
 
 
+# BM25's weight in the passage fusion for explanations, descriptions, summaries and comparisons: their
+# questions share more words with their evidence than one-fact questions do. Evidence MRR over the
+# eight question sets, by shape, weight 0.5 -> 1.0: explain 0.80 -> 0.83 (26 questions), describe
+# 0.66 -> 0.75 (8), summary 0.68 -> 0.73 (10), compare 0.64 -> 0.68 (9); but one-fact 0.787 -> 0.779
+# (67) and lists asked as one-fact questions 0.65 -> 0.57 (11), so those keep the retriever's 0.5
+# (bench/bench_retrieval.py --by-shape, bench/results/retrieval_shapes.json).
+BROAD_BM25 = 1.0
 _CITE = "End every sentence with the number of the passage it copies, like [2]."
 _PARTIAL = f"If the passages do not answer the question, reply exactly: {REFUSAL}"
 # the 1.5B model keeps to lines (and copies a template such as "- sentence [1]" word for word)
@@ -46,26 +54,28 @@ _LINES = "each on its own line starting with \"- \" and ending with the number o
 SHAPES = {shape.name: shape for shape in (
     Shape("fact", 0, 96, ""),
     Shape("explain", 190, 110, f"Answer with two or three sentences copied from the passages, {_LINES}{_PARTIAL}",
-          passages=8, anchors=5, per_passage=2, prose=True, follow=True),
+          passages=8, anchors=5, per_passage=2, prose=True, follow=True, bm25_weight=BROAD_BM25),
     Shape("describe", 130, 90, f"Say in two or three sentences copied from the passages who or what it is and "
-          f"what it does. {_CITE} {_PARTIAL}", passages=8, anchors=4, per_passage=3),
+          f"what it does. {_CITE} {_PARTIAL}", passages=8, anchors=4, per_passage=3,
+          bm25_weight=BROAD_BM25),
     Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
           f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2, follow=True),
     Shape("summary", 170, 170, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",
-          passages=8, anchors=6, per_passage=2, prose=True),
+          passages=8, anchors=6, per_passage=2, prose=True, bm25_weight=BROAD_BM25),
     Shape("compare", 230, 170, f"Compare them in two to four sentences copied from the passages: first what one "
           f"source says, then what the other says, {_LINES}{_PARTIAL}", passages=8, anchors=6, per_passage=2,
-          prose=True, follow=True),
+          prose=True, follow=True, bm25_weight=BROAD_BM25),
 )}
 
 _SUMMARY = re.compile(
     r"\b(?:summari[sz]e|summari[sz]ing|summary|overview|gist|tl;?dr|main (?:argument|point|idea|thesis|message)s?"
-    r"|key (?:points|takeaways))\b"
+    r"|key (?:points|takeaways)|recap|sum up)\b"
     r"|^(?:briefly,? )?what (?:does|did) (?:the|this|that|her|his|their|[\w'’]+['’]s) (?:[\w'’-]+ ){0,1}"
     r"(?:article|piece|document|analysis|text|paper|report|essay|file|section)\b.{0,120}\bsay(?: about .{1,80})?\W*$",
     re.I)
 _COMPARE = re.compile(
-    r"\b(?:differ|differs|differed|difference|differences|compare|compared|comparison|contrast|versus|vs\.?)\b"
+    r"\b(?:differ|differs|differed|difference|differences|different|differently|compare|compared|comparison"
+    r"|contrast|versus|vs\.?)\b"
     r"|^how (?:did|has|have|does|do) .{1,120}\b(?:change|changed|evolve|evolved|shift|shifted)\b",
     re.I)
 # "Who is Rym Momtaz?", "What is GLOBSEC, and...": a named thing, not "who is the current...".
@@ -76,7 +86,11 @@ _QUANTITY = r"(?:many|much|long|far|old|often|large|big|high|soon|early|late)"
 _EXPLAIN = re.compile(
     rf"^how come\b|\bwhy\b|^how (?!{_QUANTITY}\b)(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will"
     r"|should|might)\b|\bwhat (?:came|has come|comes) of\b|\bwhat happened\b|^what (?:role|effect|impact|influence"
-    r"|consequences?|difference)\b|^in what ways?\b|\bexplain\b|, and (?:what|why|how|where|who|when)\b",
+    r"|consequences?|difference)\b|^in what ways?\b|\bexplain\b|, and (?:what|why|how|where|who|when)\b"
+    # what a statement means or proves, or what someone was after: a claim to explain, not a fact ("what
+    # does X say" stays a fact: one-fact questions ask it as often as broad ones)
+    r"|^what (?:do|does|did) .{1,120}\b(?:mean|means|prove|proves|argue|argues)\b"
+    r"|^what (?:is|was|are|were) .{1,80}\b(?:trying|seeking|hoping|aiming) to\b",
     re.I)
 _COUNT = r"(?:two|three|four|five|six|seven|eight|nine|ten|several|\d)"
 _KINDS = (r"(?:subjects|topics|conditions|events|regions|elements|issues|steps|measures|factors|reasons|ways"

@@ -78,6 +78,14 @@ def test_fusion_rewards_agreement():
     assert fused[0] == pytest.approx(1 / 61 + 0.5 / 70)  # not found by BM25: its last rank, after 9 found
 
 
+def test_a_search_may_weigh_bm25_more_than_the_settings_do():
+    dense = np.array([0.9, 0.8, 0.7], dtype=np.float32)
+    bm25 = np.array([0.0, 1.0, 9.0], dtype=np.float32)  # the third is BM25's first, dense's last
+    assert fusion().fuse(dense, bm25).argmax() == 0  # the settings' weight, 0.5: dense leads
+    assert fusion().fuse(dense, bm25, 2.0).argmax() == 2  # a broad question's search: BM25 leads
+    assert fusion().fuse(dense, bm25, 0.5).tolist() == fusion().fuse(dense, bm25).tolist()
+
+
 def test_a_passage_no_word_matches_is_not_sunk_below_stray_word_matches():
     # first by dense, no word in common; the others share a word like "which", weakly, in reverse order
     dense = np.linspace(0.9, 0.1, 10, dtype=np.float32)

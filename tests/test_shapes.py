@@ -28,6 +28,10 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify
     ("What came of the working groups that Paris and Moscow set up?", "explain"),
     ("What role does Zelensky play in the account?", "explain"),
     ("Who wrote the analysis, and where did it appear?", "explain"),
+    ("What does Macron mean when he says the order must be adapted to new realities?", "explain"),
+    ("According to the mayor, what do the floods and the drought prove about the town's needs?", "explain"),
+    ("What was the envoy trying to achieve with the talks?", "explain"),
+    ("What does the author say the leaders failed to build in 1990?", "fact"),  # "say" asks a fact as often
     # descriptions of a named person, organisation or thing
     ("Who is Rym Momtaz?", "describe"),
     ("who was Pierre Vimont", "describe"),
@@ -42,10 +46,12 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify
     ("Give me a short summary of the article on Macron's dialogue with Russia.", "summary"),
     ("What is the main argument of Momtaz's piece?", "summary"),
     ("Briefly, what does the piece on the security architecture say?", "summary"),
+    ("Can you recap what the mayor said on her visit to the harbour?", "summary"),
     # comparisons
     ("How do the two articles differ in their assessment of Macron's Russia policy?", "compare"),
     ("How did Macron's public stance on Russia change from 2022 to 2023?", "compare"),
     ("Compare Faure's and Momtaz's views.", "compare"),
+    ("How is his approach in 2019 different from what he said in 2024?", "compare"),
 ])
 def test_the_shape_follows_the_wording(question, shape):
     assert classify(question).name == shape
