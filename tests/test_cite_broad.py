@@ -200,6 +200,22 @@ def test_an_extracted_sentence_ending_in_a_closing_quote_keeps_it_before_its_mar
     assert shown.text == 'She wrote "The Macron Method." [1] Talks ended [2].'
 
 
+def test_a_topical_summary_keeps_its_best_sentences_within_the_words_shown_in_document_order():
+    from qa.citation.broad import extract
+
+    doc = ("The harbour opened in 1811 and its first keeper kept it lit through two long wars. "
+           "Ferries run every hour. The reef erodes a little more with every winter storm that hits the coast.")
+    passage = Passage("h.txt#1", "h.txt", 0, len(doc), doc, title="T")
+    hit = Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc))
+    sentences = [("The harbour", "wars.", 0.2), ("Ferries", "hour.", 0.9), ("The reef", "coast.", 0.8)]
+    first, second, third = (Snippet(n, hit, doc.index(a), doc.index(b) + len(b), doc[doc.index(a):doc.index(b) + len(b)],
+                                    score) for n, (a, b, score) in enumerate(sentences, start=1))
+    kept = extract([first, second, third], {"h.txt": doc}, k=0, words=22, best_first=True)
+    assert kept.text == "Ferries run every hour [1]. The reef erodes a little more with every winter storm that " \
+                        "hits the coast [2]."  # the best two, in the document's order; the first sentence had no room
+    assert extract([first, second, third], {"h.txt": doc}, k=0, words=22).text.startswith("The harbour opened")
+
+
 def test_a_heading_the_model_put_before_a_comparison_sentence_is_dropped_unless_it_names_a_source():
     titled = [Snippet(s.n, s.hit.__class__(s.hit.rank, 1.0, s.passage.__class__(
         s.passage.id, "a.txt", 0, len(DOC), DOC, title="Moscow Talks Diary", author="Ann Lee"), 0.5, 1.0, 0, len(DOC)),

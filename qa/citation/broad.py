@@ -260,12 +260,15 @@ _QUOTED_END = re.compile(r"[.!?…][\"”’)]+$")  # 'In Chief."': the sentence
 
 
 def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Sequence[str] = (), *,
-            k: int = 3, words: int | None = None, sources: bool = False, fallback: bool = False) -> Verified:
+            k: int = 3, words: int | None = None, sources: bool = False, fallback: bool = False,
+            best_first: bool = False) -> Verified:
     """The snippets themselves as the answer, in their order, each cited at its exact span: the first
     ``k``, or as many as fit in ``words`` words (at least one). With ``sources``, each run of snippets
     from one document opens with who wrote it ("Faure (2020):"), as a comparison reads. What a summary
     falls back to when the model's own is too thin to stand (``fallback``), and what an extractive
-    shape answers.
+    shape answers. With ``best_first``, the snippets are taken by their score (best first, skipping
+    one that does not fit the words left) and shown in their given order: a summary of what a
+    document says about a topic keeps its closest sentences, not its first ones.
 
     >>> extract([], {}).refused
     True
@@ -275,12 +278,17 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
     for group in groups:  # with sources, each document gets its share of the words
         share = None if words is None else max(1, words // len(groups))
         used = 0
-        for snippet in (s for s in snippets if group is None or s.passage.doc == group):
+        candidates = [s for s in snippets if group is None or s.passage.doc == group]
+        for snippet in sorted(candidates, key=lambda s: -s.score) if best_first else candidates:
             size = len(snippet.text.split())
             if (share is None and len(chosen) >= k) or (share is not None and used and used + size > share):
+                if best_first and share is not None and len(chosen) < len(candidates):
+                    continue  # a shorter one further down may still fit
                 break
             chosen.append(snippet)
             used += size
+    if best_first:
+        chosen.sort(key=lambda s: next(i for i, x in enumerate(snippets) if x is s))
     if not chosen:
         return Verified(REFUSAL, (), True, tuple(notes))
     parts, citations = [], []
