@@ -82,7 +82,8 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
                                     section=scope.section, focus=TITLE_FOCUS if title else 0.0, count=sentences)
         scoped = True
     elif shape.name == "compare" and len(scope.docs) > 1:
-        snippets, _ = per_document_snippets(retriever, scope.docs, searched, budget=budget,
+        topic = _unnamed(searched, retriever, scope.docs)
+        snippets, _ = per_document_snippets(retriever, scope.docs, topic, budget=budget,
                                             count_tokens=count_tokens, follow=shape.follow)
         scoped = False
     else:
@@ -101,6 +102,18 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
         messages.append({"role": "assistant", "content": "-"})
     items = asked_items(question) if shape.name == "list" else None
     return Plan(snippets, messages, scoped, sentences=sentences, items=items)
+
+
+def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
+    """The question without its documents' authors' names ("Compare how Faure and Momtaz deal with
+    arms control"): they name the documents, not what to compare, and rare as they are, they would
+    draw each document's search to the paragraph about its author."""
+    authors = " ".join(retriever.stored.documents[doc].meta.author or "" for doc in docs)
+    names = {word.lower() for word in re.findall(r"[\w-]+", authors)}
+    bare = (re.sub(r"(?:['’]s)?\W*$", "", word).strip("«»\"“”‘'(").lower() for word in question.split())
+    kept = [word for word, plain in zip(question.split(), bare) if plain not in names]
+    rest = " ".join(kept)
+    return rest if content_words(rest) - content_words("compare differ difference how deal views") else question
 
 
 # A sentence that opens by pointing back ("These two factors have weakened...", "She has published...")

@@ -371,3 +371,20 @@ def test_a_change_over_time_within_one_document_is_answered_as_an_explanation(tm
     answer = pipeline.answer("How did the council's plans change from 2010 to 2020?")
     assert generator.prompts == [] and not answer.refused  # quoted: no model call
     assert "changed its mind" in answer.text and answer.citations[0].text in text
+
+
+def test_a_comparison_searches_each_document_without_its_authors_names():
+    from types import SimpleNamespace as NS
+
+    from qa.broad import _unnamed
+
+    docs = {"a.txt": NS(meta=NS(author="Juliette Faure")), "b.txt": NS(meta=NS(author="Rym Momtaz")),
+            "c.txt": NS(meta=NS(author=None))}
+    retriever = NS(stored=NS(documents=docs))
+    assert _unnamed("Compare how Faure and Momtaz's piece treat arms control.", retriever, ["a.txt", "b.txt"]) \
+        == "Compare how and piece treat arms control."
+    # nothing to compare left but the names: the question is searched as it was asked
+    assert _unnamed("How do Faure and Momtaz differ?", retriever, ["a.txt", "b.txt"]) == \
+        "How do Faure and Momtaz differ?"
+    assert _unnamed("Compare Faure and the notes on arms control.", retriever, ["a.txt", "c.txt"]) == \
+        "Compare and the notes on arms control."
