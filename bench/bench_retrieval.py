@@ -96,7 +96,8 @@ def by_shape(files: list[str], corpus: str, out: str, embedder: str | None) -> i
     rows = [{"group": group, "n": len(ranks[BY_SHAPE_WEIGHTS[0]]), "bm25_weight": w,
              "mrr": mrr(ranks[w]), "recall@3": recall_at_k(ranks[w], 3)}
             for group, ranks in sorted(groups.items()) for w in BY_SHAPE_WEIGHTS]
-    print(f"{'shape (question sets)':28} {'n':>3} " + " ".join(f"{'MRR@' + str(w):>9} {'R@3':>5}" for w in BY_SHAPE_WEIGHTS))
+    header = " ".join(f"{'MRR@' + str(w):>9} {'R@3':>5}" for w in BY_SHAPE_WEIGHTS)
+    print(f"{'shape (question sets)':28} {'n':>3} {header}")
     for group in sorted(groups):
         cells = [r for r in rows if r["group"] == group]
         print(f"{group:28} {cells[0]['n']:3d} " + " ".join(f"{r['mrr']:9.3f} {r['recall@3']:5.2f}" for r in cells))

@@ -208,8 +208,8 @@ def test_a_topical_summary_keeps_its_best_sentences_within_the_words_shown_in_do
     passage = Passage("h.txt#1", "h.txt", 0, len(doc), doc, title="T")
     hit = Hit(1, 1.0, passage, 0.5, 1.0, 0, len(doc))
     sentences = [("The harbour", "wars.", 0.2), ("Ferries", "hour.", 0.9), ("The reef", "coast.", 0.8)]
-    first, second, third = (Snippet(n, hit, doc.index(a), doc.index(b) + len(b), doc[doc.index(a):doc.index(b) + len(b)],
-                                    score) for n, (a, b, score) in enumerate(sentences, start=1))
+    spans = [(doc.index(a), doc.index(b) + len(b), score) for a, b, score in sentences]
+    first, second, third = (Snippet(n, hit, s, e, doc[s:e], score) for n, (s, e, score) in enumerate(spans, start=1))
     kept = extract([first, second, third], {"h.txt": doc}, k=0, words=22, best_first=True)
     assert kept.text == "Ferries run every hour [1]. The reef erodes a little more with every winter storm that " \
                         "hits the coast [2]."  # the best two, in the document's order; the first sentence had no room
