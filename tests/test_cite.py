@@ -41,6 +41,13 @@ def test_supported_answer_keeps_its_marker_and_gets_exact_offsets():
     check_offsets(result)
 
 
+def test_an_item_the_model_repeated_is_said_once():
+    result = verify("Pierre Vimont, Pierre Vimont [2].", SNIPPETS, "Who was the envoy?", DOCS)
+    assert result.text == "Pierre Vimont [1]."
+    assert verify("Pierre Vimont, and Ambassador Pierre Vimont [2].", SNIPPETS, "Who was the envoy?",
+                  DOCS).text == "Pierre Vimont, and Ambassador Pierre Vimont [1]."  # not the same words twice
+
+
 def test_wrong_marker_is_moved_to_the_supporting_snippet():
     result = verify("Pierre Vimont [1].", SNIPPETS, "Who was the envoy?", DOCS)
     assert "Vimont" in result.citations[0].text and result.notes

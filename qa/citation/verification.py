@@ -132,7 +132,7 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
         if n in spans:
             start, end = min(start, spans[n][0]), max(end, spans[n][1])
         spans[n] = (start, end)
-        body = whole_quantity(claim.text.rstrip(), snippet.text)
+        body = said_once(whole_quantity(claim.text.rstrip(), snippet.text))
         tail = body[-1] if body and body[-1] in ".!?" else ""
         parts.append(f"{body[:len(body) - len(tail)].rstrip()} [{numbering[n]}]{tail or '.'}")
     return Verified(" ".join(parts), numbered_citations(numbering, spans, by_n, documents), False, tuple(notes))
@@ -140,6 +140,18 @@ def verify(raw: str, snippets: Sequence[Snippet], question: str, documents: dict
 
 _MAGNITUDE = r"(?:hundreds?|thousands?|millions?|billions?|trillions?|dozens?|percent|per cent)"
 _AMOUNT = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|half a|\d[\d.,]*)"
+
+
+_REPEATED_ITEM = re.compile(r"(?<![\w-])([^,;.\[\]]*\w[^,;.\[\]]*?)(?:\s*(?:,|;|\band\b)\s*\1(?![\w-]))+", re.I)
+
+
+def said_once(answer: str) -> str:
+    """An item the model repeated in a row said once: the 1.5B model sometimes lists one thing twice.
+
+    >>> said_once("Minsk agreements, Minsk agreements"), said_once("the INF Treaty and the New START Treaty")
+    ('Minsk agreements', 'the INF Treaty and the New START Treaty')
+    """
+    return _REPEATED_ITEM.sub(r"\1", answer)
 
 
 def whole_quantity(answer: str, source: str) -> str:
