@@ -118,7 +118,9 @@ def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
 
 # A sentence that opens by pointing back ("These two factors have weakened...", "She has published...")
 # needs the sentence before it to say what it points at.
-_POINTS_BACK = re.compile(r"^\W*(?:these|those|this|that|such|both|it|its|they|their|he|his|she|her)\b", re.I)
+# So does one that only says who said the quotation before it ("Macron said, speaking in English, ...").
+_POINTS_BACK = re.compile(r"^\W*(?:(?i:these|those|this|that|such|both|it|its|they|their|he|his|she|her)\b"
+                          r"|(?:[A-Z][\w’'.-]*\s+){1,3}(?:said|says|told|wrote|added)\b)")
 
 
 def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: str, *, words: int,

@@ -290,6 +290,17 @@ def test_a_best_sentence_that_points_back_is_shown_with_the_sentence_before_it(t
     assert answer.citations[0].text.startswith("The piles had rotted through")
 
 
+def test_a_best_sentence_that_only_says_who_spoke_is_shown_with_the_quotation_before_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(SHAPES, "explain", replace(SHAPES["explain"], context_tokens=20))  # one sentence
+    text = ("Pier Report\n\n“We will rebuild the pier in stone, because wood rots in this water,” she said. "
+            "Mayor Lund said, speaking to the council on March 3, why the old harbour pier had to be rebuilt.\n\n"
+            "Tourists visit the lighthouse in summer, and the cafes stay open late.\n")
+    corpus = write_corpus(tmp_path / "pier", {"pier.txt": text})
+    pipeline, _ = make(corpus, tmp_path, [])
+    answer = pipeline.answer("Why did Mayor Lund say the old harbour pier had to be rebuilt?")
+    assert answer.text.startswith("“We will rebuild the pier in stone") and "Mayor Lund said" in answer.text
+
+
 def test_a_best_snippet_over_the_word_limit_is_cut_to_its_best_sentence_and_the_next(tmp_path):
     filler = " ".join(f"In {1900 + n} the town of Larsholm painted its school and mended a road." for n in range(4))
     text = (f"Town Notes\n\n{filler} The old harbour pier collapsed in the great storm because its piles "
