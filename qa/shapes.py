@@ -90,7 +90,9 @@ _EXPLAIN = re.compile(
     # what a statement means or proves, or what someone was after: a claim to explain, not a fact ("what
     # does X say" stays a fact: one-fact questions ask it as often as broad ones)
     r"|^what (?:do|does|did) .{1,120}\b(?:mean|means|prove|proves|argue|argues)\b"
-    r"|^what (?:is|was|are|were) .{1,80}\b(?:trying|seeking|hoping|aiming) to\b",
+    r"|^what (?:is|was|are|were) .{1,80}\b(?:trying|seeking|hoping|aiming) to\b"
+    # a yes/no question ("Has France's effort lived up to his words?"): the passage that settles it
+    r"|^(?:has|have|does|do|did|is|are|was|were|will|would|should)\s+\w",
     re.I)
 _COUNT = r"(?:two|three|four|five|six|seven|eight|nine|ten|several|\d)"
 _KINDS = (r"(?:subjects|topics|conditions|events|regions|elements|issues|steps|measures|factors|reasons|ways"
@@ -141,7 +143,9 @@ def asked_sentences(question: str) -> int | None:
 
 
 # "According to Momtaz, why...", "In the first article, what...": the question proper follows the comma.
-_LEAD = re.compile(r"^(?:(?:according to|in|per|for|from|based on|briefly|so|and|now)\b[^,?]{0,60},\s*)", re.I)
+# "joe biden - what role does he play?": a topic named first, then the question.
+_LEAD = re.compile(r"^(?:(?:according to|in|per|for|from|based on|briefly|so|and|now)\b[^,?]{0,60},\s*"
+                   r"|[^,?:–—-]{1,40}\s[–—:-]\s+(?=[a-z]+\s))", re.I)
 
 
 def classify(question: str) -> Shape:

@@ -31,6 +31,9 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify
     ("What does Macron mean when he says the order must be adapted to new realities?", "explain"),
     ("According to the mayor, what do the floods and the drought prove about the town's needs?", "explain"),
     ("What was the envoy trying to achieve with the talks?", "explain"),
+    ("In the 2024 piece, has the pier lived up to the mayor's promises?", "explain"),  # yes or no: the passage
+    ("Did the talks with the harbour board succeed?", "explain"),
+    ("joe biden - what role does he play in the documents?", "explain"),  # a topic named first
     ("What does the author say the leaders failed to build in 1990?", "fact"),  # "say" asks a fact as often
     # descriptions of a named person, organisation or thing
     ("Who is Rym Momtaz?", "describe"),
