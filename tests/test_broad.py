@@ -301,6 +301,16 @@ def test_a_best_sentence_that_only_says_who_spoke_is_shown_with_the_quotation_be
     assert answer.text.startswith("“We will rebuild the pier in stone") and "Mayor Lund said" in answer.text
 
 
+def test_a_line_to_the_page_s_reader_is_not_part_of_an_explanation(tmp_path):
+    text = ("Pier Report\n\nThe old harbour pier collapsed in the storm because its wooden piles had rotted "
+            "through. Read the rest of the article here.\n\nTourists visit the lighthouse in summer, and the cafes "
+            "stay open late.\n")
+    corpus = write_corpus(tmp_path / "pier", {"pier.txt": text})
+    pipeline, _ = make(corpus, tmp_path, [])
+    answer = pipeline.answer("Why did the old harbour pier collapse in the storm?")
+    assert answer.text.startswith("The old harbour pier collapsed") and "Read the rest" not in answer.text
+
+
 def test_a_best_snippet_over_the_word_limit_is_cut_to_its_best_sentence_and_the_next(tmp_path):
     filler = " ".join(f"In {1900 + n} the town of Larsholm painted its school and mended a road." for n in range(4))
     text = (f"Town Notes\n\n{filler} The old harbour pier collapsed in the great storm because its piles "

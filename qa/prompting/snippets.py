@@ -9,6 +9,7 @@ document, so ``[n]`` in the answer maps straight back to offsets.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -182,6 +183,10 @@ PROSE_WORDS = 6  # a shorter line is a heading, caption or byline, not a sentenc
 # Putin and Emmanuel Macron, 2017.", a photo caption) does not. 2 keeps 7,277 of the 7,280 prose
 # sentences of 1,500 SQuAD paragraphs ("Tesla died on 7 January 1943." included) and drops the captions.
 PROSE_LOWER = 2
+# A line addressed to the web page's reader ("Read the rest of the article here.") says nothing of the
+# subject; no sentence of the 1,500 SQuAD paragraphs above matches, one line of the seed articles does.
+_TO_THE_READER = re.compile(r"^\W*(?:read|click|tap|subscribe|sign up|download|follow us|share|continue reading)\b"
+                            r".{0,60}\b(?:here|below|now|newsletter)\W*$", re.I)
 
 
 def is_prose(sentence: str) -> bool:
@@ -192,10 +197,12 @@ def is_prose(sentence: str) -> bool:
     (False, False)
     >>> is_prose("Vladimir Putin and Emmanuel Macron, 2017."), is_prose("Tesla died on 7 January 1943.")
     (False, True)
+    >>> is_prose("Read the rest of the article here."), is_prose("Read in 1990, the treaty said more than that.")
+    (False, True)
     """
     words = sentence.split()
     return (len(words) >= PROSE_WORDS and sentence.rstrip().endswith(_PROSE_END)
-            and sum(w[:1].islower() for w in words) >= PROSE_LOWER)
+            and sum(w[:1].islower() for w in words) >= PROSE_LOWER and not _TO_THE_READER.match(sentence))
 
 
 def _merge_spans(spans: list[tuple[int, int]], document: str) -> list[tuple[int, int]]:
