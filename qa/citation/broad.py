@@ -281,14 +281,17 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
         candidates = [s for s in snippets if group is None or s.passage.doc == group]
         for snippet in sorted(candidates, key=lambda s: -s.score) if best_first else candidates:
             size = len(snippet.text.split())
-            if (share is None and len(chosen) >= k) or (share is not None and used and used + size > share):
-                if best_first and share is not None and len(chosen) < len(candidates):
+            if share is None and len(chosen) >= k:
+                break
+            if share is not None and used and used + size > share:
+                if best_first:
                     continue  # a shorter one further down may still fit
                 break
             chosen.append(snippet)
             used += size
     if best_first:
-        chosen.sort(key=lambda s: next(i for i, x in enumerate(snippets) if x is s))
+        position = {id(s): i for i, s in enumerate(snippets)}
+        chosen.sort(key=lambda s: position[id(s)])
     if not chosen:
         return Verified(REFUSAL, (), True, tuple(notes))
     parts, citations = [], []
