@@ -108,10 +108,12 @@ def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
     """The question without its documents' authors' names ("Compare how Faure and Momtaz deal with
     arms control"): they name the documents, not what to compare, and rare as they are, they would
     draw each document's search to the paragraph about its author."""
-    authors = " ".join(retriever.stored.documents[doc].meta.author or "" for doc in docs)
-    names = {word.lower() for word in re.findall(r"[\w-]+", authors)}
-    bare = (re.sub(r"(?:['’]s)?\W*$", "", word).strip("«»\"“”‘'(").lower() for word in question.split())
-    kept = [word for word, plain in zip(question.split(), bare) if plain not in names]
+    names = content_words(" ".join(retriever.stored.documents[doc].meta.author or "" for doc in docs))
+    kept = []
+    for word in question.split():
+        said = content_words(word)  # "Momtaz's" -> {"momtaz"}; "and" -> set()
+        if not said or not said <= names:
+            kept.append(word)
     rest = " ".join(kept)
     return rest if content_words(rest) - content_words("compare differ difference how deal views") else question
 
