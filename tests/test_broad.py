@@ -278,36 +278,38 @@ def test_an_explanation_is_answered_by_its_best_snippet_without_a_model_call(tmp
     assert "".join(e.text for e in events if isinstance(e, Token)) == answer.text  # streamed as one piece
 
 
-def test_a_best_sentence_that_points_back_is_shown_with_the_sentence_before_it(tmp_path, monkeypatch):
-    monkeypatch.setitem(SHAPES, "explain", replace(SHAPES["explain"], context_tokens=20))  # one sentence
-    text = ("Pier Report\n\nThe piles had rotted through and the council had cut the repair budget twice. "
-            "These two failings explain why the old harbour pier collapsed in the storm.\n\n"
+def pier_explanation(tmp_path, monkeypatch, paragraph: str, question: str) -> Answer:
+    """The extractive explanation of ``question`` from a pier report whose first paragraph is
+    ``paragraph`` and whose second is about something else; one sentence fits the prompt."""
+    monkeypatch.setitem(SHAPES, "explain", replace(SHAPES["explain"], context_tokens=20))
+    text = (f"Pier Report\n\n{paragraph}\n\n"
             "Tourists visit the lighthouse in summer, and the cafes stay open late.\n")
-    corpus = write_corpus(tmp_path / "pier", {"pier.txt": text})
-    pipeline, _ = make(corpus, tmp_path, [])
-    answer = pipeline.answer("Why did the old harbour pier collapse in the storm?")
+    pipeline, _ = make(write_corpus(tmp_path / "pier", {"pier.txt": text}), tmp_path, [])
+    return pipeline.answer(question)
+
+
+def test_a_best_sentence_that_points_back_is_shown_with_the_sentence_before_it(tmp_path, monkeypatch):
+    answer = pier_explanation(tmp_path, monkeypatch,
+                              "The piles had rotted through and the council had cut the repair budget twice. "
+                              "These two failings explain why the old harbour pier collapsed in the storm.",
+                              "Why did the old harbour pier collapse in the storm?")
     assert answer.text.startswith("The piles had rotted through") and "These two failings" in answer.text
     assert answer.citations[0].text.startswith("The piles had rotted through")
 
 
 def test_a_best_sentence_that_only_says_who_spoke_is_shown_with_the_quotation_before_it(tmp_path, monkeypatch):
-    monkeypatch.setitem(SHAPES, "explain", replace(SHAPES["explain"], context_tokens=20))  # one sentence
-    text = ("Pier Report\n\n“We will rebuild the pier in stone, because wood rots in this water,” she said. "
-            "Mayor Lund said, speaking to the council on March 3, why the old harbour pier had to be rebuilt.\n\n"
-            "Tourists visit the lighthouse in summer, and the cafes stay open late.\n")
-    corpus = write_corpus(tmp_path / "pier", {"pier.txt": text})
-    pipeline, _ = make(corpus, tmp_path, [])
-    answer = pipeline.answer("Why did Mayor Lund say the old harbour pier had to be rebuilt?")
+    answer = pier_explanation(tmp_path, monkeypatch,
+                              "“We will rebuild the pier in stone, because wood rots in this water,” she said. "
+                              "Mayor Lund said, speaking to the council on March 3, why the old harbour pier had to "
+                              "be rebuilt.", "Why did Mayor Lund say the old harbour pier had to be rebuilt?")
     assert answer.text.startswith("“We will rebuild the pier in stone") and "Mayor Lund said" in answer.text
 
 
-def test_a_line_to_the_page_s_reader_is_not_part_of_an_explanation(tmp_path):
-    text = ("Pier Report\n\nThe old harbour pier collapsed in the storm because its wooden piles had rotted "
-            "through. Read the rest of the article here.\n\nTourists visit the lighthouse in summer, and the cafes "
-            "stay open late.\n")
-    corpus = write_corpus(tmp_path / "pier", {"pier.txt": text})
-    pipeline, _ = make(corpus, tmp_path, [])
-    answer = pipeline.answer("Why did the old harbour pier collapse in the storm?")
+def test_a_line_to_the_page_s_reader_is_not_part_of_an_explanation(tmp_path, monkeypatch):
+    answer = pier_explanation(tmp_path, monkeypatch,
+                              "The old harbour pier collapsed in the storm because its wooden piles had rotted "
+                              "through. Read the rest of the article here.",
+                              "Why did the old harbour pier collapse in the storm?")
     assert answer.text.startswith("The old harbour pier collapsed") and "Read the rest" not in answer.text
 
 
