@@ -85,7 +85,7 @@ def by_shape(files: list[str], corpus: str, out: str, embedder: str | None) -> i
     with tempfile.TemporaryDirectory() as tmp:
         retriever = Retriever(build_index(corpus, Path(tmp) / "idx", encoder=encoder), encoder)
         for path in files:
-            for line in open(ROOT / path if not Path(path).is_absolute() else path, encoding="utf-8"):
+            for line in open(ROOT / path, encoding="utf-8"):  # an absolute path stays itself
                 q = json.loads(line) if line.strip() else {}
                 if not q.get("evidence"):
                     continue
