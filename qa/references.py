@@ -31,7 +31,9 @@ _ALL = re.compile(rf"\b(?:(?:the|these|those)\s+(?:two|three|four|five)\s+{_NOUN
                   r"|the\s+(?:articles|pieces|documents|texts|analyses|papers|reports|essays|files|sources)\b)", re.I)
 _QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{3,120})[\"“”«»]|(?<!\w)['‘]([^'‘’]{3,120})['’](?!\w)")
 _MONTHS = "january february march april may june july august september october november december".split()
-_TOPIC = re.compile(r"\b(?:about|regarding|concerning|on the (?:topic|subject|question) of)\s+(.{3,}?)[\s?.!]*$", re.I)
+# the topic ends at the question mark: what follows is another sentence ("...about NATO? Quick overview please.")
+_TOPIC = re.compile(r"\b(?:about|regarding|concerning|on the (?:topic|subject|question) of)\s+([^?]{3,}?)[\s.!]*(?:\?.*)?$",
+                    re.I | re.S)
 
 
 @dataclass(frozen=True)

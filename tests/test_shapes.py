@@ -121,6 +121,8 @@ def test_a_summary_about_a_topic_is_marked_topical():
     assert not resolve("Summarize the first article.", DOCS, SECTIONS).topic
     scope = resolve("Summarize what the first article says about the transatlantic relationship?", DOCS, SECTIONS)
     assert scope.topic == "the transatlantic relationship"  # what the summary searches its document for
+    scope = resolve("What does the first article say about NATO? Quick overview please.", DOCS, SECTIONS)
+    assert scope.topic == "NATO"  # the topic ends at the question mark: what follows is another sentence
 
 
 def test_names_no_document_holds_are_reported():
