@@ -313,6 +313,17 @@ def test_a_line_to_the_page_s_reader_is_not_part_of_an_explanation(tmp_path, mon
     assert answer.text.startswith("The old harbour pier collapsed") and "Read the rest" not in answer.text
 
 
+def test_an_explanation_carries_on_through_the_sentences_that_keep_to_its_subject(tmp_path, monkeypatch):
+    answer = pier_explanation(tmp_path, monkeypatch,
+                              "The old harbour pier collapsed in the storm because its piles had rotted. "
+                              "The piles had not been checked since 1990. Divers later found the pier's piles "
+                              "hollow. The cafes on the square stay open late in summer.",
+                              "Why did the old harbour pier collapse in the storm?")
+    assert answer.text.startswith("The old harbour pier collapsed") and "Divers later found" in answer.text
+    assert "cafes" not in answer.text  # it shares no word with the question or the answer before it
+    assert len(answer.citations) == 1 and "hollow." in answer.citations[0].text
+
+
 def test_a_best_snippet_over_the_word_limit_is_cut_to_its_best_sentence_and_the_next(tmp_path):
     filler = " ".join(f"In {1900 + n} the town of Larsholm painted its school and mended a road." for n in range(4))
     text = (f"Town Notes\n\n{filler} The old harbour pier collapsed in the great storm because its piles "
