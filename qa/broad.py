@@ -23,7 +23,7 @@ from qa.injection import looks_like_injection
 from qa.prompting.snippets import Snippet, is_prose, select_snippets, sentence_scores
 from qa.references import Scope, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
-from qa.shapes import Shape, asked_items, asked_sentences
+from qa.shapes import Shape, asked_items, asked_sentences, described
 
 # Weight of closeness to the document's title, against closeness to the mean of its sentences, when
 # a summary chooses its sentences: the title of an article states its argument, so its sentences
@@ -136,11 +136,16 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     explanations and descriptions of dev_broad and heldout_broad, this answer covered 0.76 of the
     points with 0.88 of its citations on evidence; all snippets within 110 words 0.77 with 0.47; cut
     whenever over 40 words instead of 110, 0.70 with 0.88 (docs/DESIGN.md, "Extractive answers").
-    With ``naming`` (a description), only a snippet that names what was asked may answer: None when
-    none does, as the model's description is refused when no sentence of it cites a source naming it."""
+    With ``naming`` (a description), only a snippet that names what was asked may answer: every word
+    of it in one sentence when the wording says what (`qa.shapes.described`: "What is the Bratislava treaty that Faure
+    mentions?" is not answered by a quote about treaties), else one word of the question's topic;
+    None when none does, as the model's description is refused when no sentence of it cites a
+    source naming it."""
     if naming:  # a description: only a snippet that names what was asked ("Who is Volodymyr Zelensky?")
-        topic = question_topic(question)[2]
-        snippets = [s for s in snippets if topic & content_words(s.text)]
+        thing = content_words(described(question))  # every word of it in one sentence ("the Bratislava treaty")
+        topic = question_topic(question)[2]  # else one word of the question's topic
+        snippets = [s for s in snippets if (any(thing <= content_words(s.text[a:b]) for a, b in split_sentences(s.text))
+                                            if thing else topic & content_words(s.text))]
     if not snippets:
         return None
     best = max(snippets, key=lambda s: s.score)

@@ -80,8 +80,13 @@ _COMPARE = re.compile(
     re.I)
 # "Who is Rym Momtaz?", "What is GLOBSEC, and...": a named thing, not "who is the current...".
 _NAME = r"(?:[A-Z][\w'’.&-]*)(?:\s+(?:[A-Z][\w'’.&-]*|of|de|von|van|for|the)){0,5}"
-_DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?{_NAME}\s*(?:\?|,|$)"
+_DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P<name>{_NAME})\s*(?:\?|,|$)"
                        r"|^(?i:tell me about|describe)\s")
+# "What are the Minsk agreements that Faure mentions?", "What was the Munich speech about?": a thing the
+# documents name, to be described from a passage that names all of it (`described`, `qa.broad.best_snippet`).
+_THING = re.compile(r"^what\s+(?:is|was|are|were)\s+(?:the\s+)?(?P<thing>[^,?]{3,60}?)\s+(?:(?:that|which)\s+[^,?]{1,60}?"
+                    r"\b(?:mentions?|mentioned|cites?|cited|refers? to|discuss(?:es|ed)?|describes?|brings? up)|about)\s*\??$",
+                    re.I)
 _QUANTITY = r"(?:many|much|long|far|old|often|large|big|high|soon|early|late)"
 _EXPLAIN = re.compile(
     rf"^how come\b|\bwhy\b|^how (?!{_QUANTITY}\b)(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will"
@@ -148,6 +153,19 @@ _LEAD = re.compile(r"^(?:(?:according to|in|per|for|from|based on|briefly|so|and
                    r"|[^,?:–—-]{1,40}\s[–—:-]\s+(?=[a-z]+\s))", re.I)
 
 
+def described(question: str) -> str:
+    """What a description question asks to be described, when its wording says: "" otherwise.
+
+    >>> described("Who is Rym Momtaz?"), described("What are the Minsk agreements that Faure mentions?")
+    ('Rym Momtaz', 'Minsk agreements')
+    >>> described("What was the Munich Security Conference speech about?"), described("Tell me about trust.")
+    ('Munich Security Conference speech', '')
+    """
+    q = _LEAD.sub("", " ".join(question.split()))
+    found = _DESCRIBE.search(q) or _THING.search(q)
+    return (found.groupdict().get("name") or found.groupdict().get("thing") or "").strip() if found else ""
+
+
 def classify(question: str) -> Shape:
     """The shape of the answer ``question`` wants; ``SHAPES["fact"]`` unless its words say otherwise.
 
@@ -160,7 +178,7 @@ def classify(question: str) -> Shape:
         return SHAPES["summary"]
     if _COMPARE.search(q):
         return SHAPES["compare"]
-    if _DESCRIBE.search(q):
+    if _DESCRIBE.search(q) or _THING.search(q):
         return SHAPES["describe"]
     if _LIST.search(q):
         return SHAPES["list"]

@@ -388,6 +388,16 @@ def test_a_description_answers_only_from_a_snippet_that_names_what_was_asked(tmp
     assert best_snippet(snippets, retriever, question, words=110, naming=True) is None  # none names her
 
 
+def test_a_description_of_a_named_thing_answers_only_from_a_passage_that_names_all_of_it(tmp_path):
+    text = ("Town Notes\n\nThe harbour festival of Larsholm fills the quay with boats every June.\n\n"
+            "The old treaty with the fishing guild was signed in 1820 and still governs the quay fees.\n")
+    pipeline, generator = make(write_corpus(tmp_path / "town", {"town.txt": text}), tmp_path, [])
+    answer = pipeline.answer("What was the harbour festival about?")
+    assert generator.prompts == [] and answer.text.startswith("The harbour festival of Larsholm fills")
+    refused = pipeline.answer("What is the harbour treaty that the notes mention?")  # "treaty", "harbour": apart
+    assert refused.refused and any("names what was asked" in note for note in refused.notes)
+
+
 def test_the_broad_helpers_worked_examples_hold():
     import doctest
     import importlib

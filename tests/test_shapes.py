@@ -5,7 +5,7 @@ from types import SimpleNamespace as NS
 import pytest
 
 from qa.references import Scope, resolve, unknown_names
-from qa.shapes import SHAPES, Shape, asked_sentences, classify
+from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
 
 
 @pytest.mark.parametrize(("question", "shape"), [
@@ -13,7 +13,6 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify
     ("Who was Macron's special envoy for the strategic dialogue with Russia?", "fact"),
     ("Who is the current Secretary General of NATO?", "fact"),
     ("Who is the fellow credited with the analysis of France's bid?", "fact"),
-    ("What is Juliette Faure's doctoral thesis about?", "fact"),
     ("How many French troops are stationed in Romania?", "fact"),
     ("How long after the invasion began did the French leader's first term come to an end?", "fact"),
     ("What does the author say EU member states have come a long way in waking up from?", "fact"),
@@ -39,6 +38,11 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify
     ("Who is Rym Momtaz?", "describe"),
     ("who was Pierre Vimont", "describe"),
     ("What is GLOBSEC, and what did Macron say when he spoke there?", "describe"),
+    # a thing the documents name: answered only from a passage naming all of it (qa.broad.best_snippet)
+    ("What is Juliette Faure's doctoral thesis about?", "describe"),
+    ("What was the Munich Security Conference speech about?", "describe"),
+    ("What are the Minsk agreements that Faure mentions?", "describe"),
+    ("What is the harbour treaty which the mayor's report cites?", "describe"),
     # lists
     ("What are the two shortcomings of Macron's vision?", "list"),
     ("Which subjects were the strategic talks with Russia supposed to cover?", "list"),
@@ -114,6 +118,13 @@ def test_a_section_is_named_by_its_heading_quoted_or_not():
 def test_a_quoted_title_no_document_holds_is_missing():
     scope = resolve('Summarize Momtaz\'s Politico article "Emmanuel Macron\'s Russian Roulette".', DOCS, SECTIONS)
     assert scope.docs == () and scope.missing == "Emmanuel Macron's Russian Roulette"
+
+
+def test_a_description_says_what_it_describes_when_its_wording_does():
+    assert described("Who is Rym Momtaz?") == "Rym Momtaz"
+    assert described("What are the Minsk agreements that Faure mentions?") == "Minsk agreements"
+    assert described("According to the report, what was the harbour festival about?") == "harbour festival"
+    assert described("Tell me about the harbour.") == "" and described("Why did the pier fall?") == ""
 
 
 def test_a_summary_about_a_topic_is_marked_topical():
