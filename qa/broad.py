@@ -76,10 +76,15 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
                                             count_tokens=count_tokens, passages=4, anchors=5)
         scoped = True
     elif shape.name == "summary" and scope.docs:
-        title = scope.section or " ".join(t for t in (_title(retriever, d) for d in scope.docs) if t)
+        within = part_passages(retriever, scope)
+        if within is not None and not within:
+            return Plan(refusal=f"nothing comes {scope.part} the section {scope.section!r}")
+        section = None if scope.part else scope.section  # a part is summarised as its document is
+        title = section or " ".join(t for t in (_title(retriever, d) for d in scope.docs) if t)
         sentences = asked_sentences(question)
         snippets = central_snippets(retriever, scope.docs, title, budget=budget, count_tokens=count_tokens,
-                                    section=scope.section, focus=TITLE_FOCUS if title else 0.0, count=sentences)
+                                    section=section, focus=TITLE_FOCUS if title else 0.0, count=sentences,
+                                    within=within)
         scoped = True
     elif shape.name == "compare" and len(scope.docs) > 1:
         topic = _unnamed(searched, retriever, scope.docs)
@@ -102,6 +107,33 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
         messages.append({"role": "assistant", "content": "-"})
     items = asked_items(question) if shape.name == "list" else None
     return Plan(snippets, messages, scoped, sentences=sentences, items=items)
+
+
+# The opening or ending of a document without headings to go by: this share of its passages (at least one).
+PART_SHARE = 0.25
+
+
+def part_passages(retriever: Retriever, scope: Scope) -> set[str] | None:
+    """The ids of the passages that the part of ``scope``'s documents it names holds: what comes before
+    or after its section, the opening (the passages before the first heading, else the first quarter)
+    or the ending (the last quarter); None when it names no part."""
+    if not scope.part:
+        return None
+    chosen: set[str] = set()
+    for doc in scope.docs:
+        passages = [p for p in retriever.passages if p.doc == doc]
+        share = max(1, round(PART_SHARE * len(passages)))
+        if scope.part in ("before", "after"):
+            rows = [i for i, p in enumerate(passages) if p.section == scope.section]
+            if not rows:
+                continue
+            chosen |= {p.id for p in (passages[: rows[0]] if scope.part == "before" else passages[rows[-1] + 1 :])}
+        elif scope.part == "opening":
+            lead = next((i for i, p in enumerate(passages) if p.section), 0)  # before the first heading
+            chosen |= {p.id for p in passages[: lead or share]}
+        else:
+            chosen |= {p.id for p in passages[-share:]}
+    return chosen
 
 
 def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:

@@ -36,12 +36,24 @@ _TOPIC = re.compile(r"\b(?:about|regarding|concerning|on the (?:topic|subject|qu
                     re.I | re.S)
 
 
+# A part of a document: what comes before or after a section named ("the opening part, before the section
+# on Russia's Place"), or its opening or its ending ("Summarize the conclusion of the first article").
+_SIDES = {"before": "before", "preceding": "before", "ahead of": "before", "up to": "before",
+          "after": "after", "following": "after"}
+_SIDE = re.compile(rf"\b({'|'.join(_SIDES)})\s+(?:the\s+)?(?:section|part|chapter|heading)\b")
+_OPENING = re.compile(r"\b(?:opening|beginning|start|introduction|intro|lede|first (?:part|paragraphs?|section|half))\b")
+_ENDING = re.compile(rf"\b(?:conclusion|concluding|closing|ending|last (?:part|paragraphs?|section|half)"
+                     rf"|final (?:part|paragraphs?|section)|second half|the end of (?:the |this |that |its |her |his )?"
+                     rf"(?:[\w'’]+ )?{_NOUN})\b")
+
+
 @dataclass(frozen=True)
 class Scope:
     docs: tuple[str, ...] = ()  # the documents named, in corpus (path) order; () when none is
     section: str | None = None  # a section heading named, when one is
     missing: str = ""  # a quoted title, section or name that no document holds
     topic: str = ""  # the one topic of the document(s) the question asks about ("...says about X": "X")
+    part: str = ""  # "opening" or "ending" of the documents, or what comes "before" or "after" ``section``
 
 
 def _plain(text: str) -> str:
@@ -103,7 +115,8 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
     if re.search(r"\b(?:section|part|chapter|heading)\b", plain):
         for path, heading in sections:
             if len(_plain(heading)) > 3 and _plain(heading).strip(" .:") in plain:
-                return Scope((path,), heading, topic=topic)
+                side = _SIDE.search(plain)
+                return Scope((path,), heading, topic=topic, part=_SIDES[side.group(1)] if side else "")
     named = [p for p in paths if _file_named(p, plain)]
     if not named and _ALL.search(question) and len(paths) > 1:
         named = paths
@@ -120,7 +133,8 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
         best = sorted(shared.values(), reverse=True) + [0, 0]
         if best[0] >= 3 and best[0] > best[1]:
             named = [p for p in paths if shared[p] == best[0]]
-    return Scope(tuple(dict.fromkeys(p for p in paths if p in named)), topic=topic)
+    part = "" if topic else "opening" if _OPENING.search(plain) else "ending" if _ENDING.search(plain) else ""
+    return Scope(tuple(dict.fromkeys(p for p in paths if p in named)), topic=topic, part=part if named else "")
 
 
 _CAPITALISED = re.compile(r"(?<![\w'’])([A-Z][\w'’.-]*[\w])")

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import KeywordEncoder, ScriptedGenerator, user_turn, write_corpus
 from qa.answer import AnswerSettings
-from qa.broad import TITLE_FOCUS, best_snippet
+from qa.broad import TITLE_FOCUS, best_snippet, part_passages, scope_of
 from qa.pipeline import Pipeline
 from qa.prompting.broad import central_sentences, central_snippets, per_document_snippets
 from qa.prompting.snippets import select_snippets
@@ -69,6 +69,28 @@ def test_central_snippets_are_exact_sentences_of_the_document_in_order_under_bud
     assert [s.start for s in snippets] == sorted(s.start for s in snippets)
     assert all(s.text != "Harbour Days" for s in snippets)  # a heading is not a sentence that says something
     assert sum(len(s.text.split()) for s in snippets) <= 40
+
+
+def test_a_summary_of_a_part_reads_only_the_passages_of_that_part(tmp_path):
+    paragraphs = [f"In {1900 + n} the harbour board of Larsholm mended pier number {n} after a storm. "
+                  "The work took the whole summer and cost the town a great deal." for n in range(8)]
+    text = "Harbour Days\n\n" + "\n\n".join(paragraphs[:4]) + "\n\n## Later Years\n\n" + "\n\n".join(paragraphs[4:]) + "\n"
+    pipeline, _ = make(write_corpus(tmp_path / "h", {"harbour.txt": text}), tmp_path, [])
+    retriever = pipeline.retriever
+
+    def years_in(question: str) -> set[str]:
+        ids = part_passages(retriever, scope_of(question, retriever))
+        return {re.search(r"\b19\d\d\b", p.text).group() for p in retriever.passages if p.id in ids}
+
+    assert years_in("Summarize the opening of the harbour article, before the section on Later Years.") == \
+        {"1900", "1901", "1902", "1903"}
+    assert years_in("Summarize the harbour article after the section on Later Years.") == set()
+    assert years_in("Summarize the conclusion of the harbour article.") == {"1906", "1907"}  # its last quarter
+    assert part_passages(retriever, scope_of("Summarize the harbour article.", retriever)) is None
+    answer = pipeline.answer("Summarize the opening of the harbour article, before the section on Later Years.")
+    assert not answer.refused and all(c.end < text.index("## Later Years") for c in answer.citations)
+    nothing = pipeline.answer("Summarize the harbour article after the section on Later Years.")
+    assert nothing.refused and any("nothing comes after" in note for note in nothing.notes)
 
 
 def test_a_summary_leans_toward_the_sentences_that_say_its_title():

@@ -136,6 +136,23 @@ def test_a_summary_about_a_topic_is_marked_topical():
     assert scope.topic == "NATO"  # the topic ends at the question mark: what follows is another sentence
 
 
+@pytest.mark.parametrize(("question", "docs", "section", "part"), [
+    ("Summarize the opening part of the 2024 article, before the section on Russia's Place.", MOMTAZ,
+     "Russia’s Place", "before"),
+    ("Summarize the second article after the section on the transatlantic relationship.", MOMTAZ,
+     "The Transatlantic Relationship", "after"),
+    ("Summarize the conclusion of the first article.", FAURE, None, "ending"),
+    ("Give me the gist of the end of Faure's piece.", FAURE, None, "ending"),
+    ("Summarize the introduction of Momtaz's piece.", MOMTAZ, None, "opening"),
+    ("Summarize the transatlantic relationship section", MOMTAZ, "The Transatlantic Relationship", ""),
+    ("Summarize what Momtaz says about the end of the Cold War.", MOMTAZ, None, ""),  # a topic, not a part
+    ("Summarize the first article.", FAURE, None, ""),
+])
+def test_a_part_of_a_document_is_resolved_from_the_wording(question, docs, section, part):
+    scope = resolve(question, DOCS, SECTIONS)
+    assert (scope.docs, scope.section, scope.part) == (docs, section, part)
+
+
 def test_names_no_document_holds_are_reported():
     vocabulary = {"macron", "russia", "approach", "compar", "german"}
     assert unknown_names("How does Macron's approach to Russia compare with Olaf Scholz's?", vocabulary) == \

@@ -9,7 +9,7 @@ document cannot fill the budget alone. Each snippet is still an exact span of it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -53,14 +53,17 @@ def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None =
 
 def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
                      count_tokens: Callable[[str], int], section: str | None = None, focus: float = 0.0,
-                     count: int | None = None) -> list[Snippet]:
-    """The most central sentences of ``docs`` (or of one ``section``) under ``budget`` tokens, in
-    document order, numbered from 1; ``count`` of them when the user asked for that many. ``focus``
-    weighs closeness to ``question`` (the document's title, for a summary)."""
+                     count: int | None = None, within: Collection[str] | None = None) -> list[Snippet]:
+    """The most central sentences of ``docs`` (or of one ``section``, or of the passages whose ids are
+    ``within``) under ``budget`` tokens, in document order, numbered from 1; ``count`` of them when
+    the user asked for that many. ``focus`` weighs closeness to ``question`` (the document's title,
+    for a summary)."""
     spans: list[tuple[Hit, int, int]] = []
     vectors = []
     for row, passage in enumerate(retriever.passages):
-        if passage.doc not in docs or (section and passage.section != section) or CONTROL_TOKEN.search(passage.text):
+        if (passage.doc not in docs or (section and passage.section != section) or (within is not None and passage.id
+                                                                                   not in within)
+                or CONTROL_TOKEN.search(passage.text)):
             continue
         stored = retriever.sentence_vectors(passage)
         for s, e in split_sentences(passage.text):
