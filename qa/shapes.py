@@ -75,7 +75,7 @@ _SUMMARY = re.compile(
     re.I)
 _COMPARE = re.compile(
     r"\b(?:differ|differs|differed|difference|differences|different|differently|compare|compared|comparison"
-    r"|contrast|versus|vs\.?)\b"
+    r"|comparing|compares|contrast|versus|vs\.?)\b"
     r"|^how (?:did|has|have|does|do) .{1,120}\b(?:change|changed|evolve|evolved|shift|shifted)\b",
     re.I)
 # "Who is Rym Momtaz?", "What is GLOBSEC, and...": a named thing, not "who is the current...".
@@ -153,6 +153,11 @@ _LEAD = re.compile(r"^(?:(?:according to|in|per|for|from|based on|briefly|so|and
                    r"|[^,?:–—-]{1,40}\s[–—:-]\s+(?=[a-z]+\s))", re.I)
 
 
+# "pierre vimont - who is he?": the topic named first is the one asked to be described.
+_TOPIC_FIRST = re.compile(r"^([^,?:–—-]{1,40}?)\s[–—:-]\s+(?=[a-z]+\s)")
+_WHO_THEY = re.compile(r"^(?:who|what)\s+(?:is|was|are|were)\s+(?:he|she|it|they|this|that)\b", re.I)
+
+
 def described(question: str) -> str:
     """What a description question asks to be described, when its wording says: "" otherwise.
 
@@ -160,8 +165,14 @@ def described(question: str) -> str:
     ('Rym Momtaz', 'Minsk agreements')
     >>> described("What was the Munich Security Conference speech about?"), described("Tell me about trust.")
     ('Munich Security Conference speech', '')
+    >>> described("pierre vimont - who is he and what did he do?")
+    'pierre vimont'
     """
-    q = _LEAD.sub("", " ".join(question.split()))
+    question = " ".join(question.split())
+    q = _LEAD.sub("", question)
+    first = _TOPIC_FIRST.match(question)
+    if first and _WHO_THEY.match(q):
+        return first.group(1).strip()
     found = _DESCRIBE.search(q) or _THING.search(q)
     return (found.groupdict().get("name") or found.groupdict().get("thing") or "").strip() if found else ""
 
@@ -178,7 +189,7 @@ def classify(question: str) -> Shape:
         return SHAPES["summary"]
     if _COMPARE.search(q):
         return SHAPES["compare"]
-    if _DESCRIBE.search(q) or _THING.search(q):
+    if _DESCRIBE.search(q) or _THING.search(q) or (_WHO_THEY.match(q) and _TOPIC_FIRST.match(question.strip())):
         return SHAPES["describe"]
     if _LIST.search(q):
         return SHAPES["list"]

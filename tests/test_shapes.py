@@ -43,6 +43,7 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("What was the Munich Security Conference speech about?", "describe"),
     ("What are the Minsk agreements that Faure mentions?", "describe"),
     ("What is the harbour treaty which the mayor's report cites?", "describe"),
+    ("ann lee - who is she, and what does she do?", "describe"),  # the topic named first
     # lists
     ("What are the two shortcomings of Macron's vision?", "list"),
     ("Which subjects were the strategic talks with Russia supposed to cover?", "list"),
@@ -59,6 +60,7 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("How did Macron's public stance on Russia change from 2022 to 2023?", "compare"),
     ("Compare Faure's and Momtaz's views.", "compare"),
     ("How is his approach in 2019 different from what he said in 2024?", "compare"),
+    ("Comparing the harbour report with the town notes, how does each deal with the mayor?", "compare"),
 ])
 def test_the_shape_follows_the_wording(question, shape):
     assert classify(question).name == shape
@@ -125,6 +127,8 @@ def test_a_description_says_what_it_describes_when_its_wording_does():
     assert described("What are the Minsk agreements that Faure mentions?") == "Minsk agreements"
     assert described("According to the report, what was the harbour festival about?") == "harbour festival"
     assert described("Tell me about the harbour.") == "" and described("Why did the pier fall?") == ""
+    assert described("ann lee - who is she, and what does she do?") == "ann lee"
+    assert described("who is she?") == "" and classify("who is she?").name == "fact"  # a follow-up: rewritten first
 
 
 def test_a_summary_about_a_topic_is_marked_topical():
