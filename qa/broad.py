@@ -21,7 +21,7 @@ from qa.citation.words import content_words, question_topic
 from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
 from qa.injection import looks_like_injection
 from qa.prompting.snippets import Snippet, is_prose, select_snippets, sentence_scores
-from qa.references import Scope, resolve, unknown_names
+from qa.references import Scope, naming_names, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
 from qa.shapes import Shape, asked_items, asked_sentences, described
 
@@ -138,9 +138,11 @@ def part_passages(retriever: Retriever, scope: Scope) -> set[str] | None:
 
 def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
     """The question without its documents' authors' names ("Compare how Faure and Momtaz deal with
-    arms control"): they name the documents, not what to compare, and rare as they are, they would
-    draw each document's search to the paragraph about its author."""
-    names = content_words(" ".join(retriever.stored.documents[doc].meta.author or "" for doc in docs))
+    arms control") or the names that named them ("the Russia Matters analysis": `qa.references.naming_names`):
+    they name the documents, not what to compare, and rare as they are, they would draw each
+    document's search to the paragraph about its author or its byline."""
+    names = content_words(" ".join([*(retriever.stored.documents[doc].meta.author or "" for doc in docs),
+                                    *naming_names(question, retriever.stored.documents)]))
     kept = []
     for word in question.split():
         said = content_words(word)  # "Momtaz's" -> {"momtaz"}; "and" -> set()

@@ -91,6 +91,30 @@ def _file_named(path: str, plain: str) -> bool:
     return any(len(f) >= 3 and re.search(rf"(?<![\w.]){re.escape(f)}(?![\w])", plain) for f in forms)
 
 
+# "the Russia Matters analysis", "the IISS piece": a name (capitalised words) right before a document noun
+_NAMED_NOUN = re.compile(rf"((?:[A-Z][\w'’.&-]*\s+){{1,4}}){_NOUN}\b")
+_NOT_NAMES = {"the", "a", "an", "this", "that", "which", "what", "compare", "comparing", "summarize", "summarise",
+              *_ORDINALS, *_MONTHS}
+
+
+def naming_names(question: str, documents: Mapping[str, object]) -> dict[str, str]:
+    """{name: the one document whose text holds it} for each name said right before a document noun
+    ("the Russia Matters analysis": the outlet its byline names) that exactly one document holds."""
+    found = {}
+    for m in _NAMED_NOUN.finditer(question):
+        words = m.group(1).split()
+        while words and re.sub(r"['’]s?$", "", words[0].lower()) in _NOT_NAMES:
+            words = words[1:]
+        name = " ".join(words)
+        if len(name) < 3 or years(name):
+            continue
+        pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.I)
+        holding = [p for p in sorted(documents) if pattern.search(getattr(documents[p], "text", "") or "")]
+        if len(holding) == 1:
+            found[name] = holding[0]
+    return found
+
+
 def resolve(question: str, documents: Mapping[str, object], sections: Iterable[tuple[str, str]] = ()) -> Scope:
     """The documents (and section) ``question`` names; see the module docstring.
 
@@ -127,6 +151,7 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
         named = [p for p in paths if _author_named(documents[p].meta.author, question)]
     if not named:
         named = [p for p in paths if _date_named(documents[p].meta.date, question)]
+    named += naming_names(question, documents).values()  # "Compare the Russia Matters analysis with Momtaz's piece"
     if not named:
         asked = content_words(question)
         shared = {p: len(asked & _title_words(documents[p].meta.title)) for p in paths}

@@ -157,6 +157,16 @@ def test_a_part_of_a_document_is_resolved_from_the_wording(question, docs, secti
     assert (scope.docs, scope.section, scope.part) == (docs, section, part)
 
 
+def test_a_document_is_named_by_a_name_only_its_text_holds():
+    docs = {"a.txt": NS(path="a.txt", text="Ann Lee wrote this for the Harbour Gazette in spring.",
+                        meta=NS(title="Harbour Days", author="Ann Lee", date=None)),
+            "b.txt": NS(path="b.txt", text="Notes on the harbour and the town.",
+                        meta=NS(title="Town Notes", author="Tom Berg", date=None))}
+    assert resolve("Compare the Harbour Gazette piece with Berg's notes on the quay.", docs).docs == ("a.txt", "b.txt")
+    assert resolve("Summarize The Harbour Gazette article.", docs).docs == ("a.txt",)
+    assert resolve("Summarize the Harbour article.", docs).docs == ()  # both texts hold "harbour"
+
+
 def test_names_no_document_holds_are_reported():
     vocabulary = {"macron", "russia", "approach", "compar", "german"}
     assert unknown_names("How does Macron's approach to Russia compare with Olaf Scholz's?", vocabulary) == \
