@@ -237,3 +237,17 @@ def test_a_comparison_turning_to_the_next_source_starts_a_new_paragraph():
     assert result.text.split("\n") == ["Talks ended without any concrete progress in November 2021 [1].",
                                        "Lee: Moscow accepted the overtures in 2019 but Putin did not intend to "
                                        "engage in good faith [2]."]
+
+
+def test_a_comparison_sentence_that_names_the_author_who_did_not_write_its_source_is_dropped():
+    def by(author: str, s: Snippet) -> Snippet:
+        passage = Passage(f"a.txt#{author}{s.n}", "a.txt", 0, len(DOC), DOC, title="Moscow Talks Diary", author=author)
+        return Snippet(s.n, Hit(s.n, 1.0, passage, 0.5, 1.0, 0, len(DOC)), s.start, s.end, s.text)
+
+    two = [by("Ann Lee", SNIPPETS[0]), by("Tom Berg", SNIPPETS[2])]
+    raw = ("- Tom Berg writes that Moscow accepted the overtures in 2019 but Putin did not intend to engage in good "
+           "faith [1]\n- Tom Berg writes that talks ended without any concrete progress in November 2021 [3]")
+    result = verify_broad(raw, two, "How do the sources differ on the talks?", DOCS, prose=True)
+    assert "Moscow accepted" not in result.text  # Lee wrote it, not Berg
+    assert result.text.startswith("Tom Berg writes that talks ended without any concrete progress")
+    assert any("gives Berg a text Berg did not write" in note for note in result.notes)

@@ -88,6 +88,27 @@ def _unlabelled(claim: Claim, labels: set[str], notes: list[str]) -> Claim:
     return Claim(claim.text[found.end():], claim.markers)
 
 
+def misattributed(text: str, cited: Sequence[Snippet], snippets: Sequence[Snippet]) -> str:
+    """The author a sentence names who wrote none of the texts it cites ("Momtaz writes that..." citing
+    Faure's article: a comparison's model mixes up its sources), or "" when there is none. An author
+    the cited text itself names (a byline, a quotation) is not a misattribution.
+
+    >>> from types import SimpleNamespace as NS
+    >>> faure = NS(passage=NS(author="Juliette Faure"), text="Macron took stock of Trump.")
+    >>> momtaz = NS(passage=NS(author="Rym Momtaz"), text="Macron set goals.")
+    >>> misattributed("Rym Momtaz writes that Macron took stock of Trump.", [faure], [faure, momtaz])
+    'Momtaz'
+    >>> misattributed("Faure writes that Macron took stock of Trump.", [faure], [faure, momtaz])
+    ''
+    """
+    writers = {s.passage.author.split()[-1] for s in cited if s.passage.author}
+    for author in dict.fromkeys(s.passage.author.split()[-1] for s in snippets if s.passage.author):
+        if (author not in writers and re.search(rf"(?<!\w){re.escape(author)}(?!\w)", text)
+                and not any(author in s.text for s in cited)):
+            return author
+    return ""
+
+
 def _unlinked(claim: Claim, question: str, by_n: dict[int, Snippet], notes: list[str]) -> Claim:
     """The claim without the question it restates before "because" when no passage it cites makes
     that link: "The dialogue failed because it was meant to..." asserts a cause the passage never
@@ -155,6 +176,10 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
             cited = _cited(new, claim.markers, words)
             if not cited:
                 notes.append(f"dropped unsupported sentence: {claim.text[:80]}")
+                continue
+            wrong = misattributed(claim.text, [by_n[n] for n in cited], snippets)
+            if wrong:
+                notes.append(f"dropped a sentence that gives {wrong} a text {wrong} did not write: {claim.text[:60]}")
                 continue
             if sorted(cited) != sorted(set(claim.markers)):
                 notes.append(f"cited {cited} instead of {list(claim.markers) or 'nothing'} for: {claim.text[:60]}")
