@@ -283,6 +283,6 @@ def test_the_citation_helpers_worked_examples_hold():
 
 def test_a_bare_magnitude_is_answered_with_the_amount_its_source_gives():
     result = verify("dozen [3].", SNIPPETS, "How many working groups were set up?", DOCS)
-    assert result.text == "A dozen [1]." and not result.refused
+    assert result.text == "A dozen working groups [1]." and not result.refused  # and what it counts
     assert verify("dozen [3].", SNIPPETS[:2], "How many groups?", DOCS).refused  # unsupported: still dropped
     check_offsets(result)

@@ -154,18 +154,40 @@ def said_once(answer: str) -> str:
     return _REPEATED_ITEM.sub(r"\1", answer)
 
 
-def whole_quantity(answer: str, source: str) -> str:
-    """A bare magnitude answered for a quantity ("million") with the amount its source gives it
-    ("a million"), which is the answer; any other answer unchanged.
+# what a quantity counts: the words after it, within four, up to a function word or, after the first,
+# a verb form in -ing or -ed ("a dozen working groups meeting to...", "a million 155mm rounds for Ukraine")
+_FUNCTION = frozenset("for to of by in on at from with that which who and or as since while than per is are was "
+                      "were will would has have had".split())
 
-    >>> whole_quantity("million.", "The EU will miss its goal of producing a million 155mm rounds."), whole_quantity("Paris", "")
-    ('a million.', 'Paris')
+
+def _counted(source: str, start: int) -> str:
+    taken = []
+    for m in re.finditer(r"\s+([\w-]+)|(\S)", source[start:]):
+        word = m.group(1)
+        if (not word or len(taken) == 4 or word.lower() in _FUNCTION
+                or (taken and re.search(r"\w(?:ing|ed)$", word, re.I))):
+            break
+        taken.append(m.group(0))
+    return "".join(taken)
+
+
+def whole_quantity(answer: str, source: str) -> str:
+    """A bare magnitude answered for a quantity ("million", "a million") with the amount its source
+    gives it and what it counts ("a million 155mm rounds"), which is the answer; any other answer
+    unchanged.
+
+    >>> whole_quantity("million.", "The EU will miss its goal of producing a million 155mm rounds for Ukraine.")
+    'a million 155mm rounds.'
+    >>> whole_quantity("a dozen", "with a dozen working groups meeting to discuss"), whole_quantity("Paris", "")
+    ('a dozen working groups', 'Paris')
     """
-    word = re.fullmatch(rf"\s*({_MAGNITUDE})\s*([.!?]?)\s*", answer, re.I)
+    word = re.fullmatch(rf"\s*(?:{_AMOUNT}\s+)?({_MAGNITUDE})\s*([.!?]?)\s*", answer, re.I)
     if not word:
         return answer
     found = re.search(rf"\b{_AMOUNT}\s+{re.escape(word.group(1))}\b", source, re.I)
-    return found.group(0) + word.group(2) if found else answer
+    if not found:
+        return answer
+    return found.group(0) + _counted(source, found.end()) + word.group(2)
 
 
 def numbered_citations(numbering: dict[int, int], spans: dict[int, tuple[int, int]], by_n: dict[int, Snippet],
