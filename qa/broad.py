@@ -176,10 +176,7 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     None when none does, as the model's description is refused when no sentence of it cites a
     source naming it."""
     if naming:  # a description: only a snippet that names what was asked ("Who is Volodymyr Zelensky?")
-        thing = content_words(described(question))  # every word of it in one sentence ("the Bratislava treaty")
-        topic = question_topic(question)[2]  # else one word of the question's topic
-        snippets = [s for s in snippets if (any(thing <= content_words(s.text[a:b]) for a, b in split_sentences(s.text))
-                                            if thing else topic & content_words(s.text))]
+        snippets = [s for s in snippets if _names(s.text, question)]
     if not snippets:
         return None
     best = max(snippets, key=lambda s: s.score)
@@ -199,6 +196,16 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
             start = before[-1][0]
     end = _carried_on(document, spans, start, end, question, words)
     return replace(best, n=1, start=start, end=end, text=document[start:end])
+
+
+def _names(text: str, question: str) -> bool:
+    """Whether ``text`` names what a description ``question`` asks about: every word of it in one
+    sentence when the wording says what (`qa.shapes.described`: "the Bratislava treaty"), else a word
+    of the question's topic."""
+    thing = content_words(described(question))
+    if thing:
+        return any(thing <= content_words(text[a:b]) for a, b in split_sentences(text))
+    return bool(question_topic(question)[2] & content_words(text))
 
 
 def _carried_on(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, question: str,

@@ -61,9 +61,9 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
     spans: list[tuple[Hit, int, int]] = []
     vectors = []
     for row, passage in enumerate(retriever.passages):
-        if (passage.doc not in docs or (section and passage.section != section) or (within is not None and passage.id
-                                                                                   not in within)
-                or CONTROL_TOKEN.search(passage.text)):
+        outside = (passage.doc not in docs or (section and passage.section != section)
+                   or (within is not None and passage.id not in within))
+        if outside or CONTROL_TOKEN.search(passage.text):
             continue
         stored = retriever.sentence_vectors(passage)
         for s, e in split_sentences(passage.text):
