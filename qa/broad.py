@@ -56,6 +56,7 @@ def sections(retriever: Retriever) -> list[tuple[str, str]]:
     return list(dict.fromkeys((p.doc, p.section) for p in retriever.passages if p.section))
 
 
+@lru_cache(maxsize=32)  # asked up to three times per answer (shape, relevance, plan)
 def scope_of(question: str, retriever: Retriever) -> Scope:
     return resolve(question, retriever.stored.documents, sections(retriever))
 
@@ -176,7 +177,8 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     None when none does, as the model's description is refused when no sentence of it cites a
     source naming it."""
     if naming:  # a description: only a snippet that names what was asked ("Who is Volodymyr Zelensky?")
-        snippets = [s for s in snippets if _names(s.text, question)]
+        names = _naming(question)
+        snippets = [s for s in snippets if names(s.text)]
     if not snippets:
         return None
     best = max(snippets, key=lambda s: s.score)
@@ -198,14 +200,15 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     return replace(best, n=1, start=start, end=end, text=document[start:end])
 
 
-def _names(text: str, question: str) -> bool:
-    """Whether ``text`` names what a description ``question`` asks about: every word of it in one
+def _naming(question: str) -> Callable[[str], bool]:
+    """Whether a text names what a description ``question`` asks about: every word of it in one
     sentence when the wording says what (`qa.shapes.described`: "the Bratislava treaty"), else a word
     of the question's topic."""
     thing = content_words(described(question))
     if thing:
-        return any(thing <= content_words(text[a:b]) for a, b in split_sentences(text))
-    return bool(question_topic(question)[2] & content_words(text))
+        return lambda text: any(thing <= content_words(text[a:b]) for a, b in split_sentences(text))
+    topic = question_topic(question)[2]
+    return lambda text: bool(topic & content_words(text))
 
 
 def _carried_on(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, question: str,
@@ -219,13 +222,13 @@ def _carried_on(document: str, spans: Sequence[tuple[int, int]], start: int, end
     31 carried on (0.738), point recall 0.659 -> 0.679, citation precision 0.857 both, 63 -> 70 words
     (docs/DESIGN.md, "Extractive answers")."""
     used = len(document[start:end].split())
+    said = content_words(question) | content_words(document[start:end])
     for s, e in (span for span in spans if span[0] >= end):
         sentence = document[s:e]
-        size = len(sentence.split())
-        if (used + size > words or not is_prose(sentence) or looks_like_injection(sentence)
-                or not content_words(sentence) & content_words(f"{question} {document[start:end]}")):
+        size, new = len(sentence.split()), content_words(sentence)
+        if used + size > words or not is_prose(sentence) or looks_like_injection(sentence) or not new & said:
             break
-        end, used = e, used + size
+        end, used, said = e, used + size, said | new
     return end
 
 

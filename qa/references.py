@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 
 from qa.citation.words import content_words, years
 
@@ -109,7 +110,8 @@ def naming_names(question: str, documents: Mapping[str, object]) -> dict[str, st
         if len(name) < 3 or years(name):
             continue
         pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.I)
-        holding = [p for p in sorted(documents) if pattern.search(getattr(documents[p], "text", "") or "")]
+        holding = list(islice((p for p in sorted(documents) if pattern.search(getattr(documents[p], "text", "") or "")),
+                              2))  # a second one is enough to know it names none
         if len(holding) == 1:
             found[name] = holding[0]
     return found

@@ -149,13 +149,23 @@ def asked_sentences(question: str) -> int | None:
 
 # "According to Momtaz, why...", "In the first article, what...": the question proper follows the comma.
 # "joe biden - what role does he play?": a topic named first, then the question.
-_LEAD = re.compile(r"^(?:(?:according to|in|per|for|from|based on|briefly|so|and|now)\b[^,?]{0,60},\s*"
-                   r"|[^,?:–—-]{1,40}\s[–—:-]\s+(?=[a-z]+\s))", re.I)
-
-
+_FIRST = r"([^,?:–—-]{1,40}?)\s[–—:-]\s+(?=[a-z]+\s)"  # the topic, then the question
+_LEAD = re.compile(rf"^(?:(?:according to|in|per|for|from|based on|briefly|so|and|now)\b[^,?]{{0,60}},\s*|{_FIRST})", re.I)
 # "pierre vimont - who is he?": the topic named first is the one asked to be described.
-_TOPIC_FIRST = re.compile(r"^([^,?:–—-]{1,40}?)\s[–—:-]\s+(?=[a-z]+\s)")
+_TOPIC_FIRST = re.compile(rf"^{_FIRST}")
 _WHO_THEY = re.compile(r"^(?:who|what)\s+(?:is|was|are|were)\s+(?:he|she|it|they|this|that)\b", re.I)
+
+
+def _description(question: str) -> str | None:
+    """What a description question describes ("" when its wording does not say), or None when
+    ``question`` does not ask for a description."""
+    question = " ".join(question.split())
+    q = _LEAD.sub("", question)
+    first = _TOPIC_FIRST.match(question)
+    if first and _WHO_THEY.match(q):
+        return first.group(1).strip()
+    found = _DESCRIBE.search(q) or _THING.search(q)
+    return (found.groupdict().get("name") or found.groupdict().get("thing") or "").strip() if found else None
 
 
 def described(question: str) -> str:
@@ -168,13 +178,7 @@ def described(question: str) -> str:
     >>> described("pierre vimont - who is he and what did he do?")
     'pierre vimont'
     """
-    question = " ".join(question.split())
-    q = _LEAD.sub("", question)
-    first = _TOPIC_FIRST.match(question)
-    if first and _WHO_THEY.match(q):
-        return first.group(1).strip()
-    found = _DESCRIBE.search(q) or _THING.search(q)
-    return (found.groupdict().get("name") or found.groupdict().get("thing") or "").strip() if found else ""
+    return _description(question) or ""
 
 
 def classify(question: str) -> Shape:
@@ -189,7 +193,7 @@ def classify(question: str) -> Shape:
         return SHAPES["summary"]
     if _COMPARE.search(q):
         return SHAPES["compare"]
-    if _DESCRIBE.search(q) or _THING.search(q) or (_WHO_THEY.match(q) and _TOPIC_FIRST.match(question.strip())):
+    if _description(question) is not None:
         return SHAPES["describe"]
     if _LIST.search(q):
         return SHAPES["list"]
