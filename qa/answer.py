@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from embeddings.documents import Document
-from qa.broad import best_snippet, plan_broad, scope_of
+from qa.broad import best_snippet, plan_broad, scope_of, search_broad
 from qa.citation.broad import extract, list_items, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
@@ -96,8 +96,8 @@ def stream_answer(
     shape = classify(query) if settings.shapes and settings.style == "sentence" else SHAPES["fact"]
     if shape.name == "compare" and len(scope_of(query, retriever).docs) < 2:  # one actor at two times
         shape = SHAPES["explain"]
-    hits: tuple[Hit, ...] = tuple(retriever.search(searched, k=max(k, shape.passages) if shape.broad else k,
-                                                   bm25_weight=shape.bm25_weight))
+    hits: tuple[Hit, ...] = tuple(search_broad(shape, query, searched, retriever, k=max(k, shape.passages))
+                                  if shape.broad else retriever.search(searched, k=k))
     retrieved_at = time.perf_counter() - started
     yield Retrieved(hits, query)
 

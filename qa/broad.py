@@ -21,7 +21,7 @@ from qa.citation.words import content_words, question_topic
 from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
 from qa.injection import looks_like_injection
 from qa.prompting.snippets import Snippet, is_prose, select_snippets, sentence_scores
-from qa.references import Scope, naming_names, resolve, unknown_names
+from qa.references import Scope, documents_named, naming_names, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
 from qa.shapes import Shape, asked_items, asked_sentences, described
 
@@ -59,6 +59,19 @@ def sections(retriever: Retriever) -> list[tuple[str, str]]:
 @lru_cache(maxsize=32)  # asked up to three times per answer (shape, relevance, plan)
 def scope_of(question: str, retriever: Retriever) -> Scope:
     return resolve(question, retriever.stored.documents, sections(retriever))
+
+
+def search_broad(shape: Shape, question: str, searched: str, retriever: Retriever, *, k: int) -> list[Hit]:
+    """A broad question's passages. An explanation, description or list that names its documents ("In
+    Faure's piece, how...", "What is GLOBSEC in the Momtaz article?") is answered from those alone, searched
+    without the names that named them: rare as they are, they would draw the search to the author's
+    biography or byline (as ``_unnamed`` says for comparisons). Summaries and comparisons read their
+    documents themselves (``plan_broad``)."""
+    options = {"k": k, "bm25_weight": shape.bm25_weight, "titles": shape.bm25_titles}
+    docs = documents_named(question, retriever.stored.documents) if shape.name not in ("summary", "compare") else ()
+    if not docs:
+        return retriever.search(searched, **options)
+    return retriever.search(_unnamed(searched, retriever, docs), within=set(docs), **options)
 
 
 def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], retriever: Retriever, *,

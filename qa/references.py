@@ -164,6 +164,30 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
     return Scope(tuple(dict.fromkeys(p for p in paths if p in named)), topic=topic, part=part if named else "")
 
 
+def documents_named(question: str, documents: Mapping[str, object]) -> tuple[str, ...]:
+    """The documents ``question`` names by file name, ordinal, author, date or outlet ("In Faure's piece,
+    why...", "the 2024 article", "the Russia Matters analysis"), in corpus order; () when it names none,
+    or every one. Unlike ``resolve``, a question's words shared with a title name nothing, nor does a
+    quotation: an explanation may quote the passage it asks about ("what does she mean by 'a broad
+    framework'?") or repeat a title's words ("Why did Macron's dialogue with Russia fail?").
+
+    >>> from types import SimpleNamespace as NS
+    >>> docs = {"a.txt": NS(path="a.txt", text="", meta=NS(title="Harbour Days", author="Ann Lee", date="2021")),
+    ...         "b.txt": NS(path="b.txt", text="", meta=NS(title="Town Notes", author="Tom Berg", date=None))}
+    >>> documents_named("In Berg's piece, why did the town grow?", docs), documents_named("Why did Harbour Days end?", docs)
+    (('b.txt',), ())
+    """
+    paths = sorted(documents)
+    plain = _plain(question)
+    named = {p for p in paths if _file_named(p, plain)}
+    named |= {paths[_ORDINALS[m.group(1).lower()]] for m in _ORDINAL.finditer(question)
+              if -len(paths) <= _ORDINALS[m.group(1).lower()] < len(paths)}
+    named |= {p for p in paths if _author_named(documents[p].meta.author, question)
+              or _date_named(documents[p].meta.date, question)}
+    named |= set(naming_names(question, documents).values())
+    return () if len(named) == len(paths) else tuple(p for p in paths if p in named)
+
+
 _CAPITALISED = re.compile(r"(?<![\w'’])([A-Z][\w'’.-]*[\w])")
 
 

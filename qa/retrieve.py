@@ -13,6 +13,7 @@ import re
 import threading
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,8 +87,9 @@ def check_k(k: object) -> None:
     check_positive_whole("k", k)
 
 
-def bm25_text(passage: Passage) -> str:
-    return normalize(" ".join(part for part in (passage.title, passage.section or "", passage.text) if part))
+def bm25_text(passage: Passage, *, title: bool = True) -> str:
+    return normalize(" ".join(part for part in (passage.title if title else "", passage.section or "", passage.text)
+                              if part))
 
 
 def _idf(n_passages: int, n_holding: int) -> float:
@@ -112,14 +114,20 @@ class Retriever:
         self._stemmer = Stemmer.Stemmer("english")
         self._question_words = set(self._stemmer.stemWords(sorted(QUESTION_WORDS)))
         self._bm25 = None
+        self._untitled = None  # BM25 without the titles, built on first use (bm25_scores)
         self._idf: dict[str, float] = {}
         if stored.passages:
-            corpus = bm25s.tokenize([bm25_text(p) for p in stored.passages], stopwords="en",
-                                    stemmer=self._stemmer, show_progress=False)
+            corpus = self._tokenize(title=True)
             self._bm25 = bm25s.BM25()
             self._bm25.index(corpus, show_progress=False)
             df = np.bincount([i for ids in corpus.ids for i in set(ids)], minlength=len(corpus.vocab))
             self._idf = {term: _idf(len(stored.passages), int(df[i])) for term, i in corpus.vocab.items()}
+
+    def _tokenize(self, *, title: bool):
+        import bm25s
+
+        return bm25s.tokenize([bm25_text(p, title=title) for p in self.stored.passages], stopwords="en",
+                              stemmer=self._stemmer, show_progress=False)
 
     @property
     def passages(self) -> list[Passage]:
@@ -175,15 +183,29 @@ class Retriever:
         """
         return [t for t in self.terms(question) if t not in self._question_words]
 
-    def bm25_scores(self, question: str) -> np.ndarray:
-        """(n_passages,) BM25 scores; all zero for a question of stop-words only."""
+    def bm25_scores(self, question: str, *, titles: bool = True) -> np.ndarray:
+        """(n_passages,) BM25 scores; all zero for a question of stop-words only.
+
+        With ``titles=False`` a passage is matched on its section and text alone, so that a question
+        repeating a document's title does not rank every passage of that document above the one
+        that answers it (qa.shapes, ``Shape.bm25_titles``).
+        """
         scores = np.zeros(len(self.passages), dtype=np.float32)
         if self._bm25 is None:
             return scores
         tokens = self.terms(question)
         if tokens:
-            scores[:] = self._bm25.get_scores(tokens)
+            scores[:] = (self._bm25 if titles else self._untitled_bm25()).get_scores(tokens)
         return scores
+
+    def _untitled_bm25(self):
+        import bm25s
+
+        with self._lock:
+            if self._untitled is None:
+                self._untitled = bm25s.BM25()
+                self._untitled.index(self._tokenize(title=False), show_progress=False)
+            return self._untitled
 
     def dense_scores(self, question: str) -> tuple[np.ndarray, np.ndarray]:
         """(n_passages,) best unit cosine per passage (-inf where no unit was fetched) and that unit's row."""
@@ -201,20 +223,26 @@ class Retriever:
                 best[passage_row], best_unit[passage_row] = score, row
         return best, best_unit
 
-    def search(self, question: str, *, k: int = 5, bm25_weight: float | None = None) -> list[Hit]:
+    def search(self, question: str, *, k: int = 5, bm25_weight: float | None = None,
+               titles: bool = True, within: Collection[str] | None = None) -> list[Hit]:
         """The ``k`` best passages for ``question``, best first (fewer when the corpus is smaller).
 
         ``bm25_weight`` replaces the settings' weight of the BM25 ranking for this search: broad
         questions name more of their evidence's own words (qa.shapes, ``Shape.bm25_weight``).
+        ``titles`` is whether BM25 matches the documents' titles (``bm25_scores``). With ``within``,
+        only passages of those documents are returned, ranked as in the whole corpus's fusion.
         """
         check_k(k)
         question = clean_question(question)
         if not self.passages:
             return []
         dense, best_unit = self.dense_scores(question)
-        bm25 = self.bm25_scores(question)
+        bm25 = self.bm25_scores(question, titles=titles)
         fused = self.fuse(dense, bm25, bm25_weight)
+        if within is not None:
+            fused[[p.doc not in within for p in self.passages]] = -np.inf
         order = np.argsort(-fused, kind="stable")[:k]
+        order = order[np.isfinite(fused[order])]
         hits = []
         for rank, row in enumerate(order, start=1):
             passage = self.passages[row]

@@ -30,6 +30,7 @@ class Shape:
     prose: bool = False  # the answer's lines are sentences of one paragraph, not list items
     follow: bool = False  # each anchor sentence brings the one after it first (qa.prompting.snippets)
     bm25_weight: float | None = None  # BM25's weight in the passage fusion (None: the retriever's own)
+    bm25_titles: bool = True  # whether BM25 matches the documents' titles (qa.retrieve.Retriever.bm25_scores)
 
     def __post_init__(self) -> None:
         if self.context_tokens < 0 or self.max_tokens < 1:
@@ -54,23 +55,23 @@ _LINES = "each on its own line starting with \"- \" and ending with the number o
 SHAPES = {shape.name: shape for shape in (
     Shape("fact", 0, 96, ""),
     Shape("explain", 190, 110, f"Answer with two or three sentences copied from the passages, {_LINES}{_PARTIAL}",
-          passages=8, anchors=5, per_passage=2, prose=True, follow=True, bm25_weight=BROAD_BM25),
+          passages=8, anchors=5, per_passage=2, prose=True, follow=True, bm25_weight=BROAD_BM25, bm25_titles=False),
     Shape("describe", 130, 90, f"Say in two or three sentences copied from the passages who or what it is and "
           f"what it does. {_CITE} {_PARTIAL}", passages=8, anchors=4, per_passage=3,
-          bm25_weight=BROAD_BM25),
+          bm25_weight=BROAD_BM25, bm25_titles=False),
     Shape("list", 190, 120, f"List every item the passages give, one per line, in this form:\n- item [1]\n- item [3]"
           f"\n{_PARTIAL}", passages=8, anchors=5, per_passage=2, follow=True),
     Shape("summary", 170, 170, f"Summarize them in three or four sentences copied from the passages, {_LINES.rstrip()}",
-          passages=8, anchors=6, per_passage=2, prose=True, bm25_weight=BROAD_BM25),
+          passages=8, anchors=6, per_passage=2, prose=True, bm25_weight=BROAD_BM25, bm25_titles=False),
     Shape("compare", 230, 170, f"Compare them in two to four sentences copied from the passages: first what one "
           f"source says, then what the other says, {_LINES}{_PARTIAL}", passages=8, anchors=6, per_passage=2,
-          prose=True, follow=True, bm25_weight=BROAD_BM25),
+          prose=True, follow=True, bm25_weight=BROAD_BM25, bm25_titles=False),
 )}
 
 _SUMMARY = re.compile(
     r"\b(?:summari[sz]e|summari[sz]ing|summary|overview|gist|tl;?dr|main (?:argument|point|idea|thesis|message)s?"
     r"|key (?:points|takeaways)|recap|sum up)\b"
-    r"|^(?:briefly,? )?what (?:does|did) (?:the|this|that|her|his|their|[\w'’]+['’]s) (?:[\w'’-]+ ){0,1}"
+    r"|^(?:briefly,? )?what (?:does|did) (?:the|this|that|her|his|their|[\w'’]+['’]s) (?:[\w'’-]+ ){0,3}"
     r"(?:article|piece|document|analysis|text|paper|report|essay|file|section)\b.{0,120}\bsay(?: about .{1,80})?\W*$",
     re.I)
 _COMPARE = re.compile(
@@ -80,7 +81,12 @@ _COMPARE = re.compile(
     re.I)
 # "Who is Rym Momtaz?", "What is GLOBSEC, and...": a named thing, not "who is the current...".
 _NAME = r"(?:[A-Z][\w'’.&-]*)(?:\s+(?:[A-Z][\w'’.&-]*|of|de|von|van|for|the)){0,5}"
+# "who is pierre vimont": a name typed in lower case is the whole question, with no article, possessive
+# or preposition in it ("who is the envoy?", "who was macron's envoy?", "who is in charge?" ask a fact).
+_FUNCTION = r"(?:the|a|an|this|that|these|those|he|she|it|they|him|them|you|we|i|me|his|her|their|its|our|your|my|in|on|at|of|for|to|by|with|from|behind|responsible)"
+_TYPED_NAME = rf"(?!{_FUNCTION}\b)[a-z][a-z.-]+(?:\s+(?!{_FUNCTION}\b)[a-z][a-z.-]+){{0,3}}"
 _DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P<name>{_NAME})\s*(?:\?|,|$)"
+                       rf"|^(?i:who)\s+(?i:is|was)\s+(?P<typed>{_TYPED_NAME})\s*\??$"
                        r"|^(?i:tell me about|describe)\s")
 # "What are the Minsk agreements that Faure mentions?", "What was the Munich speech about?": a thing the
 # documents name, to be described from a passage that names all of it (`described`, `qa.broad.best_snippet`).
@@ -95,6 +101,7 @@ _EXPLAIN = re.compile(
     # what a statement means or proves, or what someone was after: a claim to explain, not a fact ("what
     # does X say" stays a fact: one-fact questions ask it as often as broad ones)
     r"|^what (?:do|does|did) .{1,120}\b(?:mean|means|prove|proves|argue|argues)\b"
+    r"|\bwhat (?:do|does|did) (?:she|he|they|it|the author|\w+) (?:mean|means)\b"  # "Momtaz says '...' - what does she mean?"
     r"|^what (?:is|was|are|were) .{1,80}\b(?:trying|seeking|hoping|aiming) to\b"
     # a yes/no question ("Has France's effort lived up to his words?"): the passage that settles it
     r"|^(?:has|have|does|do|did|is|are|was|were|will|would|should)\s+\w",
@@ -104,11 +111,17 @@ _KINDS = (r"(?:subjects|topics|conditions|events|regions|elements|issues|steps|m
           r"|areas|countries|shortcomings|goals|points|ideas|pillars|gaps|conflicts|developments|themes"
           r"|priorities|arguments|features|foundations|demands|proposals|criticisms|components|items|signs"
           r"|problems|challenges|lessons|principles|options|areas|fields|examples)")
+_MENTION = r"(?:come up|came up|appear|appears|appeared|mention|mentions|cite|cites|name|names|list|lists|refer to)"
+_MENTIONED = r"(?:mentioned|cited|named|listed|referred to|brought up|discussed)"
 _LIST = re.compile(
     rf"^(?:which|what|name|list)\b(?:\s+[\w'’-]+){{0,3}}?\s+{_COUNT}\s+[\w'’-]*s\b"
     rf"|^(?:which|what|name|list)\b(?:\s+[\w'’-]+){{0,2}}?\s+{_KINDS}\b"
     rf"|^(?:name|list)\s+(?:the\s+|all\s+|some\s+)?[\w'’-]+s\b"
-    rf"|^what are the (?:main |key |core )?{_KINDS}\b",
+    rf"|^what are the (?:main |key |core )?{_KINDS}\b"
+    # "which treaties or agreements come up in...", "what reports does she cite?": things, plural, mentioned
+    # ("Which accords did Paris hope to push forward?" asks one fact)
+    rf"|^(?:which|what)\s+(?:[\w'’-]+\s+)?[\w'’-]{{2,}}[^siu\W]s(?:\s+(?:or|and)\s+[\w'’-]+s)?\s+"
+    rf"(?:(?:are|were|get|got|is|was)\s+{_MENTIONED}|(?:does|do|did)\s+.{{1,60}}?\b{_MENTION}|{_MENTION})\b",
     re.I)
 
 
@@ -165,7 +178,10 @@ def _description(question: str) -> str | None:
     if first and _WHO_THEY.match(q):
         return first.group(1).strip()
     found = _DESCRIBE.search(q) or _THING.search(q)
-    return (found.groupdict().get("name") or found.groupdict().get("thing") or "").strip() if found else None
+    if not found:
+        return None
+    named = found.groupdict()
+    return (named.get("name") or named.get("typed") or named.get("thing") or "").strip()
 
 
 def described(question: str) -> str:
@@ -175,8 +191,8 @@ def described(question: str) -> str:
     ('Rym Momtaz', 'Minsk agreements')
     >>> described("What was the Munich Security Conference speech about?"), described("Tell me about trust.")
     ('Munich Security Conference speech', '')
-    >>> described("pierre vimont - who is he and what did he do?")
-    'pierre vimont'
+    >>> described("pierre vimont - who is he and what did he do?"), described("who is pierre vimont")
+    ('pierre vimont', 'pierre vimont')
     """
     return _description(question) or ""
 

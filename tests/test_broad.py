@@ -454,3 +454,13 @@ def test_a_comparison_searches_each_document_without_its_authors_names():
         "How do Faure and Momtaz differ?"
     assert _unnamed("Compare Faure and the notes on arms control.", retriever, ["a.txt", "c.txt"]) == \
         "Compare and the notes on arms control."
+
+
+def test_an_explanation_asked_of_a_named_document_is_answered_from_that_document(corpus, tmp_path):
+    pipeline, generator = make(corpus, tmp_path, [])
+    asked = "why did the new harbour pier matter to the town?"
+    assert pipeline.search(asked, k=1)[0].doc == "a_harbour.txt"  # the whole corpus's best match
+    answer = pipeline.answer(f"In the second article, {asked}")
+    assert generator.prompts == [] and not answer.refused
+    assert {h.doc for h in answer.passages} == {"b_town.txt"}
+    assert answer.citations and {c.doc for c in answer.citations} == {"b_town.txt"}

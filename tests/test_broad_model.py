@@ -51,3 +51,12 @@ def test_summary_of_the_first_article_cites_only_it_in_sentences(pipeline):
 def test_a_summary_of_an_article_the_corpus_lacks_is_refused(pipeline):
     answer = pipeline.answer("Summarize Momtaz's Politico article \"Emmanuel Macron's Russian Roulette\".")
     assert answer.refused and answer.citations == ()
+
+
+@pytest.mark.model
+def test_why_a_dialogue_failed_is_answered_from_the_passage_saying_so_not_from_the_title_s_article_opening(pipeline):
+    # the question repeats the first article's title, whose words BM25 would credit to every one of its passages
+    answer = pipeline.answer("Why did Macron's dialogue with Russia fail?")
+    assert not answer.refused
+    check_citations(pipeline, answer)
+    assert re.search(r"good faith|lip service|without any concrete progress", answer.text)

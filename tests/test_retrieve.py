@@ -64,6 +64,30 @@ def test_bm25_finds_rare_words_dense_misses(tmp_path, encoder):
     assert only_bm25.search("topic3", k=1)[0].doc == "3.txt"
 
 
+def test_bm25_without_titles_matches_a_passage_on_its_own_words(tmp_path, encoder):
+    corpus = write_corpus(tmp_path / "c", {
+        "a.txt": "Dialogue With the Harbour Board\n\n" + PARA.format("Fishing") + "\n\n"
+                 + PARA.format("The dialogue with the board ended without a deal, and it"),
+        "b.txt": "Town Notes\n\n" + PARA.format("The school"),
+    })
+    retriever = Retriever(build_index(corpus, tmp_path / "idx", encoder=encoder), encoder)
+    holding = {p.id for p in retriever.passages if "dialogue" in p.text.lower()}
+    titled, untitled = retriever.bm25_scores("dialogue"), retriever.bm25_scores("dialogue", titles=False)
+    assert {p.id for p, s in zip(retriever.passages, titled) if s > 0} == \
+        {p.id for p in retriever.passages if p.doc == "a.txt"}  # the title's word is every passage's
+    assert {p.id for p, s in zip(retriever.passages, untitled) if s > 0} == holding  # only the passages saying it
+    assert retriever.search("dialogue", k=1, titles=False)[0].passage.id in holding
+
+
+def test_a_search_within_documents_keeps_the_corpus_ranking_of_their_passages(retriever):
+    everything = retriever.search("Macron Russia dialogue", k=len(retriever.passages))
+    doc = everything[-1].doc
+    within = retriever.search("Macron Russia dialogue", k=4, within={doc})
+    assert [h.passage.id for h in within] == [h.passage.id for h in everything if h.doc == doc][:4]
+    assert [h.rank for h in within] == [1, 2, 3, 4]
+    assert retriever.search("Macron", k=3, within={"no such document"}) == []
+
+
 def fusion():
     r = Retriever.__new__(Retriever)
     r.settings = RetrievalSettings(rrf_k=60)

@@ -4,7 +4,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from qa.references import Scope, resolve, unknown_names
+from qa.references import Scope, documents_named, resolve, unknown_names
 from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
 
 
@@ -30,6 +30,7 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("What does Macron mean when he says the order must be adapted to new realities?", "explain"),
     ("According to the mayor, what do the floods and the drought prove about the town's needs?", "explain"),
     ("What was the envoy trying to achieve with the talks?", "explain"),
+    ("Momtaz calls it 'less a doctrine than a framework' - what does she mean by that?", "explain"),
     ("In the 2024 piece, has the pier lived up to the mayor's promises?", "explain"),  # yes or no: the passage
     ("Did the talks with the harbour board succeed?", "explain"),
     ("joe biden - what role does he play in the documents?", "explain"),  # a topic named first
@@ -37,6 +38,8 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     # descriptions of a named person, organisation or thing
     ("Who is Rym Momtaz?", "describe"),
     ("who was Pierre Vimont", "describe"),
+    ("who is pierre vimont", "describe"),  # a name typed in lower case, nothing after it
+    ("who is the envoy?", "fact"), ("who was macron's envoy?", "fact"), ("who is in charge?", "fact"),
     ("What is GLOBSEC, and what did Macron say when he spoke there?", "describe"),
     # a thing the documents name: answered only from a passage naming all of it (qa.broad.best_snippet)
     ("What is Juliette Faure's doctoral thesis about?", "describe"),
@@ -49,11 +52,15 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("Which subjects were the strategic talks with Russia supposed to cover?", "list"),
     ("In the first article, what developments are cited as showing the architecture broke down?", "list"),
     ("Name articles the analyst wrote for her former outlet.", "list"),
+    ("which treaties or agreements come up in Faure's piece?", "list"),  # things, plural, mentioned
+    ("What reports does the mayor cite?", "list"),
+    ("What weapons were sent?", "fact"),
     # summaries
     ("Summarize the first article in three sentences.", "summary"),
     ("Give me a short summary of the article on Macron's dialogue with Russia.", "summary"),
     ("What is the main argument of Momtaz's piece?", "summary"),
     ("Briefly, what does the piece on the security architecture say?", "summary"),
+    ("In a few sentences, what does the February 2024 article say about weapons production?", "summary"),
     ("Can you recap what the mayor said on her visit to the harbour?", "summary"),
     # comparisons
     ("How do the two articles differ in their assessment of Macron's Russia policy?", "compare"),
@@ -109,6 +116,19 @@ FAURE, MOMTAZ = ("000_faure.txt",), ("002_momtaz.txt",)
 ])
 def test_a_reference_names_the_documents(question, docs):
     assert resolve(question, DOCS, SECTIONS).docs == docs
+
+
+@pytest.mark.parametrize(("question", "docs"), [
+    ("In Faure's piece, how does Zelensky's election fit Macron's plans?", FAURE),
+    ("Momtaz says his vision is 'less a doctrine than a framework' - what does she mean?", MOMTAZ),
+    ("How is Putin portrayed in the 2024 piece?", MOMTAZ),
+    ("In the second article, why do the Baltic states object?", MOMTAZ),
+    ("Why did Macron's dialogue with Russia fail?", ()),  # a title's words name no document here
+    ("What does 'a French attempt to fix the European security architecture' mean?", ()),  # nor a quotation
+    ("Where do Faure and Momtaz agree?", ()),  # every document: no narrowing
+])
+def test_an_explanation_names_its_documents_only_by_file_ordinal_author_date_or_outlet(question, docs):
+    assert documents_named(question, DOCS) == docs
 
 
 def test_a_section_is_named_by_its_heading_quoted_or_not():
