@@ -114,7 +114,8 @@ class Retriever:
         self._stemmer = Stemmer.Stemmer("english")
         self._question_words = set(self._stemmer.stemWords(sorted(QUESTION_WORDS)))
         self._bm25 = None
-        self._untitled = None  # BM25 without the titles, built on first use (bm25_scores)
+        self._untitled = None  # BM25 without the titles (bm25_scores), built in the background
+        self._untitled_lock = threading.Lock()
         self._idf: dict[str, float] = {}
         if stored.passages:
             corpus = self._tokenize(title=True)
@@ -122,6 +123,8 @@ class Retriever:
             self._bm25.index(corpus, show_progress=False)
             df = np.bincount([i for ids in corpus.ids for i in set(ids)], minlength=len(corpus.vocab))
             self._idf = {term: _idf(len(stored.passages), int(df[i])) for term, i in corpus.vocab.items()}
+            # as long again as the titled one (17 s for 200,000 paragraphs), so not on the first broad question's time
+            threading.Thread(target=self._untitled_bm25, name="bm25-untitled", daemon=True).start()
 
     def _tokenize(self, *, title: bool):
         import bm25s
@@ -201,10 +204,11 @@ class Retriever:
     def _untitled_bm25(self):
         import bm25s
 
-        with self._lock:
+        with self._untitled_lock:  # a search that needs it waits here while the background build runs
             if self._untitled is None:
-                self._untitled = bm25s.BM25()
-                self._untitled.index(self._tokenize(title=False), show_progress=False)
+                model = bm25s.BM25()
+                model.index(self._tokenize(title=False), show_progress=False)
+                self._untitled = model
             return self._untitled
 
     def dense_scores(self, question: str) -> tuple[np.ndarray, np.ndarray]:
