@@ -159,8 +159,12 @@ def test_a_title_copied_as_a_line_of_a_summary_is_dropped():
     result = verify_broad(raw, titled, "Summarize the diary.", DOCS, scoped=True, prose=True)
     assert result.text == "Talks ended without any concrete progress in November 2021 [1]."
     assert any("dropped a title" in note for note in result.notes)
-    kept = verify_broad("- Moscow Talks Diary [1]", titled, "Summarize the diary.", DOCS, scoped=True)
-    assert "Moscow Talks Diary" in kept.text  # a list item may be a title
+    kept = verify_broad("- Moscow Talks Diary [1]", titled, "Which articles cover the diary?", DOCS, scoped=True)
+    assert "Moscow Talks Diary" in kept.text  # an item of a list of documents may be a source's title
+    listed = verify_broad("- Moscow Talks Diary [1]\n- November 2021 [3]", titled, "When did the diary talks end?", DOCS,
+                          scoped=True)
+    assert listed.text == "- November 2021 [1]"  # elsewhere it is the label the prompt gave its source
+    assert any("source's title" in note for note in listed.notes)
 
 
 def test_a_prose_sentence_that_adds_one_word_to_the_question_is_dropped():

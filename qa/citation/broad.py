@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from qa.citation.claims import Claim, is_refusal, split_claims, strip_citations
+from qa.citation.labels import ASKS_FOR_TITLES, a_source_title, names_a_source, source_label, unlabelled
 from qa.citation.spans import citation_span, names_the_author, names_the_date, topic_start
 from qa.citation.verification import CLOSE_IN_MEANING, SUPPORT, Verified, informative_words, numbered_citations, support
 from qa.citation.words import added_words, content_words, question_topic, years
@@ -63,29 +64,6 @@ def _cited(new: set[str], markers: Sequence[int], words: dict[int, set[str]]) ->
 
 _CAUSE = r"(?:because|as a result of|due to)"  # how a sentence gives a cause
 _BECAUSE = re.compile(rf"^(.+?)\s+{_CAUSE}\s+(.+)$", re.I | re.S)
-
-
-# "Macron's Russia Policy: Macron's overtures in 2019...": a heading the model put before a sentence
-_LABEL = re.compile(r"^\s*([^:.!?\[\]]{3,60}):\s+(?=\S)")
-
-
-def _unlabelled(claim: Claim, labels: set[str], notes: list[str]) -> Claim:
-    """The claim without a heading the model put before it ("Macron's Russia Policy: ..."), unless the
-    heading names a source (its title or author: "Momtaz: ...", as a comparison says who holds which
-    view). A made-up heading is not in any passage, and it reads as a source the answer does not have.
-
-    >>> _unlabelled(Claim("Russia Policy: Talks ended.", (1,)), {"momtaz"}, []).text
-    'Talks ended.'
-    >>> [_unlabelled(Claim(t, (1,)), {"momtaz"}, []).text for t in ("Momtaz: Talks ended.", "He said: no.")]
-    ['Momtaz: Talks ended.', 'He said: no.']
-    """
-    found = _LABEL.match(claim.text)
-    heading = found.group(1).split() if found else []
-    if (not heading or len(heading) > 6 or any(w[0].islower() for w in heading if len(w) > 3)  # "Macron said:"
-            or content_words(found.group(1)) <= labels):
-        return claim
-    notes.append(f"dropped a heading no source has: {found.group(1)}")
-    return Claim(claim.text[found.end():], claim.markers)
 
 
 def misattributed(text: str, cited: Sequence[Snippet], snippets: Sequence[Snippet]) -> str:
@@ -146,6 +124,7 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
     says_no_more = ""  # the model's own sentence saying what the documents do not say
     said_before: list[set[str]] = []  # the new words of each kept sentence
     labels = set().union(*(content_words(f"{s.passage.title} {s.passage.author or ''}") for s in snippets))
+    asks_for_titles = bool(ASKS_FOR_TITLES.search(question))
     lines = text.splitlines()
     if truncated and lines and not re.search(_FINISHED + r"\s*$", lines[-1]):
         notes.append(f"dropped an unfinished sentence at the token cap: {lines[-1][-60:]}")
@@ -159,13 +138,16 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
                     says_no_more = claim.text.strip()
                 continue
             if prose:
-                claim = _unlabelled(_unlinked(claim, question, by_n, notes), labels, notes)
+                claim = unlabelled(_unlinked(claim, question, by_n, notes), labels, notes)
             new = added_words(claim.text, question)
             if not new:
                 notes.append(f"dropped a sentence that only repeats the question: {claim.text[:60]}")
                 continue
             if prose and new <= labels:  # "Macron's Dialogue With Russia [1]": a source's title, not a sentence
                 notes.append(f"dropped a title: {claim.text[:60]}")
+                continue
+            if not prose and not asks_for_titles and a_source_title(claim.text, snippets):
+                notes.append(f"dropped a source's title, the label the prompt gave it: {claim.text[:60]}")
                 continue
             if prose and len(new) < PROSE_NEW:  # "France's bilateral security guarantees to Ukraine [1]."
                 notes.append(f"dropped a sentence that adds one word to the question: {claim.text[:60]}")
@@ -213,20 +195,6 @@ def verify_broad(raw: str, snippets: Sequence[Snippet], question: str, documents
     return _render(kept, by_n, documents, notes, says_no_more)
 
 
-def _names_a_source(text: str, by_n: dict[int, Snippet]) -> bool:
-    """True when a sentence opens with a source's title or author as its label ("Momtaz: ...",
-    "Macron's European Security Order: ..."): a comparison's turn to the next source, shown as a new
-    paragraph."""
-    found = _LABEL.match(text)
-    if not found:
-        return False
-    names = set()
-    for s in by_n.values():
-        author = (s.passage.author or "").split(",")[0].strip()
-        names |= {s.passage.title, author, author.split()[-1] if author else ""}
-    return found.group(1).strip() in names - {""}
-
-
 def _render(kept, by_n: dict[int, Snippet], documents: dict[str, str], notes: list[str], says_no_more: str) -> Verified:
     """The answer text with markers renumbered by first use, list items as "- item [n]" lines, and one
     citation per snippet cited, its span covering every sentence cited in it."""
@@ -244,7 +212,7 @@ def _render(kept, by_n: dict[int, Snippet], documents: dict[str, str], notes: li
         sentence = f"{body[:len(body) - len(tail)].rstrip()} {marks}{'' if bullet else tail or '.'}"
         if bullet:
             lines.append(f"- {sentence}")
-        elif lines and not lines[-1].startswith("- ") and not _names_a_source(claim.text, by_n):
+        elif lines and not lines[-1].startswith("- ") and not names_a_source(claim.text, by_n):
             lines[-1] += f" {sentence}"
         else:
             lines.append(sentence)
@@ -335,12 +303,3 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
     note = "the model's summary was too thin: its most central sentences are shown instead" if fallback else \
         "the passages' own sentences are the answer"
     return Verified(" ".join(parts).replace(" \n", "\n"), tuple(citations), False, (*notes, note))
-
-
-def source_label(snippet: Snippet) -> str:
-    """Who wrote a snippet's document and when, as far as the index knows: "Faure (2020)", else its
-    title: "«Macron's Dialogue With Russia» (2020)"."""
-    passage = snippet.passage
-    name = passage.author.split(",")[0].split()[-1] if passage.author else f"«{passage.title or passage.doc}»"
-    year = (passage.date or "")[:4]
-    return f"{name} ({year})" if year.isdigit() else name
