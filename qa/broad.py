@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
+import numpy as np
+
 from embeddings.documents import guess_meta
 from embeddings.paragraphs import split_sentences
 from qa.citation.words import content_words, question_topic
@@ -58,7 +60,20 @@ def sections(retriever: Retriever) -> list[tuple[str, str]]:
 
 @lru_cache(maxsize=32)  # asked up to three times per answer (shape, relevance, plan)
 def scope_of(question: str, retriever: Retriever) -> Scope:
-    return resolve(question, retriever.stored.documents, sections(retriever))
+    return resolve(question, retriever.stored.documents, sections(retriever), holding(retriever))
+
+
+def holding(retriever: Retriever) -> Callable[[str], set[str]]:
+    """For `qa.references`: the documents that may hold a name, those with a passage holding its
+    rarest word by BM25's index (every document when it has no word BM25 keeps)."""
+    def documents(name: str) -> set[str]:
+        kept = {word: retriever.terms(word) for word in name.split()}
+        words = [word for word, terms in kept.items() if terms]
+        if not words:
+            return set(retriever.stored.documents)
+        scores = retriever.bm25_scores(max(words, key=lambda word: retriever.term_weight(kept[word][0])))
+        return {retriever.passages[row].doc for row in np.flatnonzero(scores > 0)}
+    return documents
 
 
 def search_broad(shape: Shape, question: str, searched: str, retriever: Retriever, *, k: int) -> list[Hit]:
@@ -68,7 +83,8 @@ def search_broad(shape: Shape, question: str, searched: str, retriever: Retrieve
     biography or byline (as ``_unnamed`` says for comparisons). Summaries and comparisons read their
     documents themselves (``plan_broad``)."""
     options = {"k": k, "bm25_weight": shape.bm25_weight, "titles": shape.bm25_titles}
-    docs = documents_named(question, retriever.stored.documents) if shape.name not in ("summary", "compare") else ()
+    docs = (documents_named(question, retriever.stored.documents, holding(retriever))
+            if shape.name not in ("summary", "compare") else ())
     if not docs:
         return retriever.search(searched, **options)
     return retriever.search(_unnamed(searched, retriever, docs), within=set(docs), **options)
@@ -156,7 +172,7 @@ def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
     they name the documents, not what to compare, and rare as they are, they would draw each
     document's search to the paragraph about its author or its byline."""
     names = content_words(" ".join([*(retriever.stored.documents[doc].meta.author or "" for doc in docs),
-                                    *naming_names(question, retriever.stored.documents)]))
+                                    *naming_names(question, retriever.stored.documents, holding(retriever))]))
     kept = []
     for word in question.split():
         said = content_words(word)  # "Momtaz's" -> {"momtaz"}; "and" -> set()

@@ -4,7 +4,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from qa.references import Scope, documents_named, resolve, unknown_names
+from qa.references import Scope, documents_named, naming_names, resolve, unknown_names
 from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
 
 
@@ -185,6 +185,27 @@ def test_a_document_is_named_by_a_name_only_its_text_holds():
     assert resolve("Compare the Harbour Gazette piece with Berg's notes on the quay.", docs).docs == ("a.txt", "b.txt")
     assert resolve("Summarize The Harbour Gazette article.", docs).docs == ("a.txt",)
     assert resolve("Summarize the Harbour article.", docs).docs == ()  # both texts hold "harbour"
+
+
+def test_a_name_is_looked_for_only_in_the_documents_that_may_hold_it():
+    read = []
+
+    class Doc:
+        def __init__(self, path, text):
+            self.path, self._text, self.meta = path, text, NS(title=path, author=None, date=None)
+
+        @property
+        def text(self):
+            read.append(self.path)
+            return self._text
+
+    docs = {p: Doc(p, t) for p, t in (("a.txt", "For the Harbour Gazette."), ("b.txt", "Town notes."),
+                                      ("c.txt", "The Harbour Gazette again."))}
+    question = "Summarize the Harbour Gazette article."
+    assert naming_names(question, docs) == {} and read == ["a.txt", "b.txt", "c.txt"]  # two hold it: none named
+    read.clear()
+    assert naming_names(question, docs, holding=lambda name: {"a.txt", "b.txt"}) == {"Harbour Gazette": "a.txt"}
+    assert read == ["a.txt", "b.txt"]
 
 
 def test_names_no_document_holds_are_reported():
