@@ -26,7 +26,8 @@ from qa.citation.words import content_words, years
 _NOUN = r"(?:article|piece|document|doc|text|analysis|paper|report|essay|file|story|post|op-ed|commentary|source)s?"
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
              "fifth": 4, "5th": 4, "last": -1, "final": -1, "latest": -1}
-_ORDINAL = re.compile(rf"\b({'|'.join(_ORDINALS)})\s+(?:[\w'’-]+\s+)?{_NOUN}\b", re.I)
+# "the first article", not "the last piece of the puzzle" or "the first article of the treaty"
+_ORDINAL = re.compile(rf"\b({'|'.join(_ORDINALS)})\s+(?:[\w'’-]+\s+)?{_NOUN}\b(?!\s+of\b)", re.I)
 _ALL = re.compile(rf"\b(?:(?:the|these|those)\s+(?:two|three|four|five)\s+{_NOUN}|both\s+(?:the\s+)?{_NOUN}"
                   rf"|both\s+authors|all\s+(?:the\s+)?{_NOUN}|each\s+{_NOUN}"
                   r"|the\s+(?:articles|pieces|documents|texts|analyses|papers|reports|essays|files|sources)\b)", re.I)

@@ -126,6 +126,7 @@ def test_a_reference_names_the_documents(question, docs):
     ("Why did Macron's dialogue with Russia fail?", ()),  # a title's words name no document here
     ("What does 'a French attempt to fix the European security architecture' mean?", ()),  # nor a quotation
     ("Where do Faure and Momtaz agree?", ()),  # every document: no narrowing
+    ("Why was the last piece of the puzzle missing?", ()),  # an ordinal before "piece of" names no document
 ])
 def test_an_explanation_names_its_documents_only_by_file_ordinal_author_date_or_outlet(question, docs):
     assert documents_named(question, DOCS) == docs
