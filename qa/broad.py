@@ -11,9 +11,10 @@ no document holds is refused here, without a model call.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from types import MappingProxyType
 
 import numpy as np
 
@@ -60,7 +61,13 @@ def sections(retriever: Retriever) -> list[tuple[str, str]]:
 
 @lru_cache(maxsize=32)  # asked up to three times per answer (shape, relevance, plan)
 def scope_of(question: str, retriever: Retriever) -> Scope:
-    return resolve(question, retriever.stored.documents, sections(retriever), holding(retriever))
+    return resolve(question, retriever.stored.documents, sections(retriever), lambda q: _names(q, retriever))
+
+
+@lru_cache(maxsize=32)  # asked by the scope, the named documents and the search without them
+def _names(question: str, retriever: Retriever) -> Mapping[str, str]:
+    """`qa.references.naming_names` of ``question``, looked up once (read-only)."""
+    return MappingProxyType(naming_names(question, retriever.stored.documents, holding(retriever)))
 
 
 def holding(retriever: Retriever) -> Callable[[str], set[str]]:
@@ -83,7 +90,7 @@ def search_broad(shape: Shape, question: str, searched: str, retriever: Retrieve
     biography or byline (as ``_unnamed`` says for comparisons). Summaries and comparisons read their
     documents themselves (``plan_broad``)."""
     options = {"k": k, "bm25_weight": shape.bm25_weight, "titles": shape.bm25_titles}
-    docs = (documents_named(question, retriever.stored.documents, holding(retriever))
+    docs = (documents_named(question, retriever.stored.documents, lambda q: _names(q, retriever))
             if shape.name not in ("summary", "compare") else ())
     if not docs:
         return retriever.search(searched, **options)
@@ -172,7 +179,7 @@ def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
     they name the documents, not what to compare, and rare as they are, they would draw each
     document's search to the paragraph about its author or its byline."""
     names = content_words(" ".join([*(retriever.stored.documents[doc].meta.author or "" for doc in docs),
-                                    *naming_names(question, retriever.stored.documents, holding(retriever))]))
+                                    *_names(question, retriever)]))
     kept = []
     for word in question.split():
         said = content_words(word)  # "Momtaz's" -> {"momtaz"}; "and" -> set()

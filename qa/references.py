@@ -53,6 +53,8 @@ _ENDING = re.compile(rf"\b(?:conclusion|concluding|closing|ending|last (?:part|p
 # every document's text instead took 1.7-1.9 s a name on the 200,000 Wikipedia paragraphs (6,166 documents, 104 M
 # characters), narrowed 0.002-0.32 s
 Holding = Callable[[str], Iterable[str]]
+# a question's naming names (`naming_names`), given by the caller so that it can look them up once per question
+Naming = Callable[[str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,23 @@ def naming_names(question: str, documents: Mapping[str, object], holding: Holdin
     return found
 
 
+def _ordinal_named(question: str, paths: list[str]) -> list[str]:
+    """The documents ``question`` names by their place in ``paths`` ("the first article", "the last piece")."""
+    return [paths[_ORDINALS[m.group(1).lower()]] for m in _ORDINAL.finditer(question)
+            if -len(paths) <= _ORDINALS[m.group(1).lower()] < len(paths)]
+
+
+def _naming(question: str, documents: Mapping[str, object], naming: Naming | None) -> Mapping[str, str]:
+    return naming(question) if naming is not None else naming_names(question, documents)
+
+
 def resolve(question: str, documents: Mapping[str, object], sections: Iterable[tuple[str, str]] = (),
-            holding: Holding | None = None) -> Scope:
+            naming: Naming | None = None) -> Scope:
     """The documents (and section) ``question`` names; see the module docstring.
 
     ``documents`` maps a path to a value with ``.meta.title/.author/.date``; ``sections`` lists
-    (path, heading) pairs. An empty ``Scope`` means no document is named.
+    (path, heading) pairs; ``naming`` gives a question's naming names (default: ``naming_names``).
+    An empty ``Scope`` means no document is named.
     """
     paths = sorted(documents)
     plain = _plain(question)
@@ -157,13 +170,12 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
     if not named and _ALL.search(question) and len(paths) > 1:
         named = paths
     if not named:
-        named = [paths[_ORDINALS[m.group(1).lower()]] for m in _ORDINAL.finditer(question)
-                 if -len(paths) <= _ORDINALS[m.group(1).lower()] < len(paths)]
+        named = _ordinal_named(question, paths)
     if not named:
         named = [p for p in paths if _author_named(documents[p].meta.author, question)]
     if not named:
         named = [p for p in paths if _date_named(documents[p].meta.date, question)]
-    named += naming_names(question, documents, holding).values()  # "Compare the Russia Matters analysis with Momtaz's piece"
+    named += _naming(question, documents, naming).values()  # "Compare the Russia Matters analysis with Momtaz's piece"
     if not named:
         asked = content_words(question)
         shared = {p: len(asked & _title_words(documents[p].meta.title)) for p in paths}
@@ -174,12 +186,13 @@ def resolve(question: str, documents: Mapping[str, object], sections: Iterable[t
     return Scope(tuple(dict.fromkeys(p for p in paths if p in named)), topic=topic, part=part if named else "")
 
 
-def documents_named(question: str, documents: Mapping[str, object], holding: Holding | None = None) -> tuple[str, ...]:
+def documents_named(question: str, documents: Mapping[str, object], naming: Naming | None = None) -> tuple[str, ...]:
     """The documents ``question`` names by file name, ordinal, author, date or outlet ("In Faure's piece,
     why...", "the 2024 article", "the Russia Matters analysis"), in corpus order; () when it names none,
     or every one. Unlike ``resolve``, a question's words shared with a title name nothing, nor does a
     quotation: an explanation may quote the passage it asks about ("what does she mean by 'a broad
-    framework'?") or repeat a title's words ("Why did Macron's dialogue with Russia fail?").
+    framework'?") or repeat a title's words ("Why did Macron's dialogue with Russia fail?"). ``naming`` as
+    for ``resolve``.
 
     >>> from types import SimpleNamespace as NS
     >>> docs = {"a.txt": NS(path="a.txt", text="", meta=NS(title="Harbour Days", author="Ann Lee", date="2021")),
@@ -190,11 +203,10 @@ def documents_named(question: str, documents: Mapping[str, object], holding: Hol
     paths = sorted(documents)
     plain = _plain(question)
     named = {p for p in paths if _file_named(p, plain)}
-    named |= {paths[_ORDINALS[m.group(1).lower()]] for m in _ORDINAL.finditer(question)
-              if -len(paths) <= _ORDINALS[m.group(1).lower()] < len(paths)}
+    named |= set(_ordinal_named(question, paths))
     named |= {p for p in paths if _author_named(documents[p].meta.author, question)
               or _date_named(documents[p].meta.date, question)}
-    named |= set(naming_names(question, documents, holding).values())
+    named |= set(_naming(question, documents, naming).values())
     return () if len(named) == len(paths) else tuple(p for p in paths if p in named)
 
 

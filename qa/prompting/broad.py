@@ -99,11 +99,10 @@ def per_document_snippets(retriever: Retriever, docs: Sequence[str], question: s
     """The best sentences of each document in ``docs`` for ``question``, ``budget`` shared evenly,
     numbered document by document; and the hits they came from. Ranking the whole corpus first would
     let the document that matches the question's words best fill the budget alone."""
-    ranked = retriever.search(question, k=len(retriever.passages))
     snippets: list[Snippet] = []
     used: list[Hit] = []
     for doc in docs:
-        hits = [replace(h, rank=r) for r, h in enumerate((h for h in ranked if h.doc == doc), start=1)][:passages]
+        hits = retriever.search(question, k=passages, within={doc})  # ranked as in the whole corpus
         chosen = select_snippets(hits, retriever, question, budget=budget // max(1, len(docs)),
                                  max_passages=passages, count_tokens=count_tokens, anchors=anchors, per_passage=2,
                                  prose_only=True, follow=follow)
