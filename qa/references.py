@@ -34,8 +34,12 @@ _ALL = re.compile(rf"\b(?:(?:the|these|those)\s+(?:two|three|four|five)\s+{_NOUN
 _QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{3,120})[\"“”«»]|(?<!\w)['‘]([^'‘’]{3,120})['’](?!\w)")
 _MONTHS = "january february march april may june july august september october november december".split()
 # the topic ends at the question mark: what follows is another sentence ("...about NATO? Quick overview please.")
-_TOPIC = re.compile(r"\b(?:about|regarding|concerning|on the (?:topic|subject|question) of)\s+([^?]{3,}?)[\s.!]*(?:\?.*)?$",
-                    re.I | re.S)
+# "the part of the article that explains why...": the part is what it explains.
+_EXPLAINS = (r"\b(?:part|parts|section|passage|passages|paragraphs?|bit|portion)\b[^?]{0,80}?\b(?:that|which|where)\s+"
+             r"(?:it\s+|she\s+|he\s+|they\s+|the author\s+)?(?:explains?|discuss(?:es)?|covers?|deals? with|describes?"
+             r"|looks? at|addresses|talks? about|goes into|examines?|analy[sz]es)")
+_TOPIC = re.compile(rf"(?:\b(?:about|regarding|concerning|on the (?:topic|subject|question) of)|{_EXPLAINS})"
+                    r"\s+([^?]{3,}?)[\s.!]*(?:\?.*)?$", re.I | re.S)
 
 
 # A part of a document: what comes before or after a section named ("the opening part, before the section

@@ -70,7 +70,7 @@ SHAPES = {shape.name: shape for shape in (
 
 _SUMMARY = re.compile(
     r"\b(?:summari[sz]e|summari[sz]ing|summary|overview|gist|tl;?dr|main (?:argument|point|idea|thesis|message)s?"
-    r"|key (?:points|takeaways)|recap|sum up)\b"
+    r"|key (?:points|takeaways)|recap|sum up|run-?down|synopsis|in a nutshell)\b"
     r"|^(?:briefly,? )?what (?:does|did) (?:the|this|that|her|his|their|[\w'’]+['’]s) (?:[\w'’-]+ ){0,3}"
     r"(?:article|piece|document|analysis|text|paper|report|essay|file|section)\b.{0,120}\bsay(?: about .{1,80})?\W*$",
     re.I)
@@ -85,7 +85,10 @@ _NAME = r"(?:[A-Z][\w'’.&-]*)(?:\s+(?:[A-Z][\w'’.&-]*|of|de|von|van|for|the)
 # or preposition in it ("who is the envoy?", "who was macron's envoy?", "who is in charge?" ask a fact).
 _FUNCTION = r"(?:the|a|an|this|that|these|those|he|she|it|they|him|them|you|we|i|me|his|her|their|its|our|your|my|in|on|at|of|for|to|by|with|from|behind|responsible)"
 _TYPED_NAME = rf"(?!{_FUNCTION}\b)[a-z][a-z.-]+(?:\s+(?!{_FUNCTION}\b)[a-z][a-z.-]+){{0,3}}"
-_DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P<name>{_NAME})\s*(?:\?|,|$)"
+# "Who is Pierre Vimont and what was his role...?", "What is GLOBSEC and why does it keep coming up?": the
+# description comes first, the rest asks what the description of it goes on to say.
+_AND_ASKS = r"\s+and\s+(?:what|why|how|where|when|which|who)\b"
+_DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P<name>{_NAME})\s*(?:\?|,|$|(?i:{_AND_ASKS}))"
                        rf"|^(?i:who)\s+(?i:is|was)\s+(?P<typed>{_TYPED_NAME})\s*\??$"
                        r"|^(?i:tell me about|describe)\s")
 # "What are the Minsk agreements that Faure mentions?", "What was the Munich speech about?": a thing the
@@ -102,6 +105,7 @@ _EXPLAIN = re.compile(
     # does X say" stays a fact: one-fact questions ask it as often as broad ones)
     r"|^what (?:do|does|did) .{1,120}\b(?:mean|means|prove|proves|argue|argues)\b"
     r"|\bwhat (?:do|does|did) (?:she|he|they|it|the author|\w+) (?:mean|means)\b"  # "Momtaz says '...' - what does she mean?"
+    r"|\bwhat (?:is|was|are|were) (?:she|he|they|it|the author|\w+) (?:actually |really )?(?:getting|driving|hinting) at\b"
     r"|^what (?:is|was|are|were) .{1,80}\b(?:trying|seeking|hoping|aiming) to\b"
     # a yes/no question ("Has France's effort lived up to his words?"): the passage that settles it
     r"|^(?:has|have|does|do|did|is|are|was|were|will|would|should)\s+\w",

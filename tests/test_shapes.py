@@ -30,6 +30,7 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("What does Macron mean when he says the order must be adapted to new realities?", "explain"),
     ("According to the mayor, what do the floods and the drought prove about the town's needs?", "explain"),
     ("What was the envoy trying to achieve with the talks?", "explain"),
+    ("The mayor keeps talking about a 'harbour for all'. What is she actually getting at?", "explain"),
     ("Momtaz calls it 'less a doctrine than a framework' - what does she mean by that?", "explain"),
     ("In the 2024 piece, has the pier lived up to the mayor's promises?", "explain"),  # yes or no: the passage
     ("Did the talks with the harbour board succeed?", "explain"),
@@ -41,6 +42,9 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("who is pierre vimont", "describe"),  # a name typed in lower case, nothing after it
     ("who is the envoy?", "fact"), ("who was macron's envoy?", "fact"), ("who is in charge?", "fact"),
     ("What is GLOBSEC, and what did Macron say when he spoke there?", "describe"),
+    ("Who is Ann Lee and what did she do for the harbour?", "describe"),  # the description, then what it goes on to
+    ("What is the Larsholm Guild and why does the mayor keep mentioning it?", "describe"),
+    ("Who was Macron's envoy and what did he do?", "fact"),  # no name: a fact asked, then another
     # a thing the documents name: answered only from a passage naming all of it (qa.broad.best_snippet)
     ("What is Juliette Faure's doctoral thesis about?", "describe"),
     ("What was the Munich Security Conference speech about?", "describe"),
@@ -62,6 +66,8 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("Briefly, what does the piece on the security architecture say?", "summary"),
     ("In a few sentences, what does the February 2024 article say about weapons production?", "summary"),
     ("Can you recap what the mayor said on her visit to the harbour?", "summary"),
+    ("Give me a quick rundown of the harbour report.", "summary"),
+    ("What's the synopsis of the town notes?", "summary"),
     # comparisons
     ("How do the two articles differ in their assessment of Macron's Russia policy?", "compare"),
     ("How did Macron's public stance on Russia change from 2022 to 2023?", "compare"),
@@ -149,7 +155,16 @@ def test_a_description_says_what_it_describes_when_its_wording_does():
     assert described("According to the report, what was the harbour festival about?") == "harbour festival"
     assert described("Tell me about the harbour.") == "" and described("Why did the pier fall?") == ""
     assert described("ann lee - who is she, and what does she do?") == "ann lee"
+    assert described("Who is Ann Lee and what did she do for the harbour?") == "Ann Lee"
     assert described("who is she?") == "" and classify("who is she?").name == "fact"  # a follow-up: rewritten first
+
+
+def test_the_part_of_a_document_that_explains_something_is_a_topic():
+    scope = resolve("Sum up the part of the first article that explains why the talks stalled.", DOCS, SECTIONS)
+    assert scope.docs == FAURE and scope.topic == "why the talks stalled" and not scope.part
+    scope = resolve("Summarize the section of Momtaz's piece where she discusses arms production?", DOCS, SECTIONS)
+    assert scope.docs == MOMTAZ and scope.topic == "arms production"
+    assert not resolve("Summarize the part of the second article.", DOCS, SECTIONS).topic
 
 
 def test_a_summary_about_a_topic_is_marked_topical():
