@@ -20,10 +20,10 @@ import numpy as np
 
 from embeddings.documents import guess_meta
 from embeddings.paragraphs import split_sentences
-from qa.citation.words import content_words, question_topic
+from qa.citation.words import content_words, question_topic, years
 from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
 from qa.injection import looks_like_injection
-from qa.prompting.snippets import Snippet, is_prose, select_snippets, sentence_scores
+from qa.prompting.snippets import Snippet, is_prose, points_back, select_snippets, sentence_scores
 from qa.references import Scope, documents_named, naming_names, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
 from qa.shapes import Shape, asked_items, asked_sentences, described
@@ -189,13 +189,6 @@ def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
     return rest if content_words(rest) - content_words("compare differ difference how deal views") else question
 
 
-# A sentence that opens by pointing back ("These two factors have weakened...", "She has published...")
-# needs the sentence before it to say what it points at.
-# So does one that only says who said the quotation before it ("Macron said, speaking in English, ...").
-_POINTS_BACK = re.compile(r"^\W*(?:(?i:these|those|this|that|such|both|it|its|they|their|he|his|she|her)\b"
-                          r"|(?:[A-Z][\w’'.-]*\s+){1,3}(?:said|says|told|wrote|added)\b)")
-
-
 def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: str, *, words: int,
                  naming: bool = False) -> Snippet | None:
     """An explanation's or a description's extractive answer: the best-scoring snippet (the sentence
@@ -215,6 +208,9 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     if naming:  # a description: only a snippet that names what was asked ("Who is Volodymyr Zelensky?")
         names = _naming(question)
         snippets = [s for s in snippets if names(s.text)]
+    asked_years = years(question)
+    if asked_years and any(asked_years <= years(s.text) for s in snippets):
+        snippets = [s for s in snippets if asked_years <= years(s.text)]
     if not snippets:
         return None
     best = max(snippets, key=lambda s: s.score)
@@ -228,7 +224,7 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
         top = max(range(len(inside)), key=lambda i: scores.get(inside[i], -1.0)) if inside else None
         if top is not None:
             start, end = inside[top][0], inside[min(top + 1, len(inside) - 1)][1]
-    if _POINTS_BACK.match(document[start:end]):
+    if points_back(document[start:end]):
         before = [(s, e) for s, e in spans if e <= start]
         if before and is_prose(document[slice(*before[-1])]) and not looks_like_injection(document[slice(*before[-1])]):
             start = before[-1][0]

@@ -71,6 +71,25 @@ def test_central_snippets_are_exact_sentences_of_the_document_in_order_under_bud
     assert sum(len(s.text.split()) for s in snippets) <= 40
 
 
+def test_a_summary_shows_only_sentences_that_read_on_their_own(tmp_path):
+    text = ("Harbour Days\n\nThe harbour of Larsholm was rebuilt after the storm destroyed the old pier. "
+            "They paid for the new harbour pier with a loan from the regional bank.\n\n"
+            "“The harbour pier will stand for a hundred years, whatever the sea does to the town. "
+            "On the one hand, the harbour boats will land their cod at the new pier every morning,” the mayor said.\n\n"
+            "Four months later, the mayor went further.\n\n"
+            "The harbour market opens every morning after the boats land their cod at the pier.\n")
+    pipeline, _ = make(write_corpus(tmp_path / "h", {"harbour.txt": text}), tmp_path, [])
+    snippets = central_snippets(pipeline.retriever, ["harbour.txt"], "Summarize it.", budget=1000,
+                                count_tokens=lambda t: len(t.split()))
+    shown = [s.text for s in snippets]
+    assert "The harbour market opens every morning after the boats land their cod at the pier." in shown
+    # the sentence that points back comes with the one it points at, as one exact span
+    assert "They paid" not in " ".join(shown) or any(s.startswith("The harbour of Larsholm was rebuilt") and
+                                                     "They paid" in s for s in shown)
+    assert all(text[s.start : s.end] == s.text for s in snippets)
+    assert not any(s.startswith(("They", "On the one hand", "“The harbour pier", "Four months")) for s in shown)
+
+
 def test_a_summary_of_a_part_reads_only_the_passages_of_that_part(tmp_path):
     paragraphs = [f"In {1900 + n} the harbour board of Larsholm mended pier number {n} after a storm. "
                   "The work took the whole summer and cost the town a great deal." for n in range(8)]
@@ -344,6 +363,22 @@ def test_an_explanation_carries_on_through_the_sentences_that_keep_to_its_subjec
     assert answer.text.startswith("The old harbour pier collapsed") and "Divers later found" in answer.text
     assert "cafes" not in answer.text  # it shares no word with the question or the answer before it
     assert len(answer.citations) == 1 and "hollow." in answer.citations[0].text
+
+
+def test_an_explanation_of_a_year_answers_from_a_snippet_that_names_the_year(tmp_path):
+    filler = " ".join(f"The town of Larsholm painted its school and mended road number {n}." for n in range(12))
+    text = ("Pier Report\n\nThe old harbour pier collapsed in the great storm because its piles rotted.\n\n"
+            f"{filler}\n\nIn 1990 the old harbour pier collapsed when a ferry struck it in the fog.\n")
+    pipeline, _ = make(write_corpus(tmp_path / "pier", {"pier.txt": text}), tmp_path, [])
+    retriever = pipeline.retriever
+    for question in ("Why did the old harbour pier collapse in 1990?", "Why did the old harbour pier collapse?"):
+        snippets = select_snippets(retriever.search(question, k=5), retriever, question, budget=400,
+                                   max_passages=5, count_tokens=lambda t: len(t.split()))
+        # the sentence without the year scores best
+        snippets = [replace(s, score=2.0 if "storm" in s.text else 1.0) for s in snippets if "pier" in s.text]
+        assert len(snippets) == 2
+        best = best_snippet(snippets, retriever, question, words=110)
+        assert ("ferry" in best.text) == ("1990" in question) and ("storm" in best.text) != ("1990" in question)
 
 
 def test_a_best_snippet_over_the_word_limit_is_cut_to_its_best_sentence_and_the_next(tmp_path):

@@ -205,6 +205,40 @@ def is_prose(sentence: str) -> bool:
             and sum(w[:1].islower() for w in words) >= PROSE_LOWER and not _TO_THE_READER.match(sentence))
 
 
+# A sentence that opens by pointing back ("These two factors have weakened...", "She has published...")
+# needs the sentence before it to say what it points at.
+# So does one that only says who said the quotation before it ("Macron said, speaking in English, ...").
+_POINTS_BACK = re.compile(r"^\W*(?:(?i:these|those|this|that|such|both|it|its|they|their|he|his|she|her)\b"
+                          r"|(?:[A-Z][\w’'.-]*\s+){1,3}(?:said|says|told|wrote|added)\b)")
+STANDS_ALONE_WORDS = 8  # a shorter sentence leads into what follows ("Four months later, Macron went further.")
+
+
+def points_back(sentence: str) -> bool:
+    """True for a sentence that needs the one before it to say what it is about.
+
+    >>> points_back("They continue to be based on European defense."), points_back("Macron said, in English, this.")
+    (True, True)
+    >>> points_back("Thereafter, the talks ended."), points_back("In 2019, Macron put forward the idea.")
+    (False, False)
+    """
+    return bool(_POINTS_BACK.match(sentence))
+
+
+def stands_alone(sentence: str) -> bool:
+    """True for a sentence that can be read out of its paragraph, as a summary shows it: it neither
+    points back (``points_back``) nor leads into what follows (a colon, a short lead-in), and it
+    holds whole quotations (not the middle of one that spans sentences).
+
+    >>> stands_alone("On the one hand, by initiating a renewed dialogue on cyber-security, in particular with Russia.”")
+    False
+    >>> stands_alone("Four months later, Macron went further."), stands_alone("Macron’s move stood out as a break from containment.")
+    (False, True)
+    """
+    return (not points_back(sentence) and not sentence.rstrip().endswith(":")
+            and len(sentence.split()) >= STANDS_ALONE_WORDS
+            and sentence.count("“") == sentence.count("”") and sentence.count('"') % 2 == 0)
+
+
 def _merge_spans(spans: list[tuple[int, int]], document: str) -> list[tuple[int, int]]:
     """Join spans separated only by whitespace into one contiguous span."""
     merged: list[tuple[int, int]] = []
