@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from embeddings.documents import Document
-from qa.broad import best_snippet, plan_broad, scope_of, search_broad
+from qa.broad import best_snippet, names_described, plan_broad, scope_of, search_broad
 from qa.citation.broad import extract, list_items, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
@@ -105,7 +105,8 @@ def stream_answer(
         timings = Timings(retrieved_at, first, time.perf_counter() - started, n_prompt, n_out)
         return Answer(question, text, tuple(citations), hits, refused, timings, query, raw, tuple(notes))
 
-    named = shape.name in ("summary", "compare") and bool(scope_of(query, retriever).docs)  # close by definition
+    named = ((shape.name in ("summary", "compare") and bool(scope_of(query, retriever).docs))  # close by definition
+             or (shape.name == "describe" and names_described(query, hits)))
     if not hits or (max(h.dense_score for h in hits) < settings.min_relevance and not named):
         yield finish(REFUSAL, "", True, notes=["no passage is close enough to the question"])
         return

@@ -93,8 +93,28 @@ def search_broad(shape: Shape, question: str, searched: str, retriever: Retrieve
     docs = (documents_named(question, retriever.stored.documents, lambda q: _names(q, retriever))
             if shape.name not in ("summary", "compare") else ())
     if not docs:
-        return retriever.search(searched, **options)
-    return retriever.search(_unnamed(searched, retriever, docs), within=set(docs), **options)
+        hits = retriever.search(searched, **options)
+    else:
+        hits = retriever.search(_unnamed(searched, retriever, docs), within=set(docs), **options)
+    return naming_first(question, hits) if shape.name == "describe" else hits
+
+
+def naming_first(question: str, hits: Sequence[Hit]) -> list[Hit]:
+    """A description's passages with those that name what it describes first, in their order, ranks
+    renumbered: the snippets' budget goes to them, since only they may answer (``best_snippet``). "What is
+    GLOBSEC and why does it keep coming up?" ranked first the passages matching the rest of its words."""
+    if not content_words(described(question)):
+        return list(hits)
+    names = _naming(question)
+    ordered = sorted(hits, key=lambda h: (not names(h.passage.text), h.rank))
+    return [replace(h, rank=n) for n, h in enumerate(ordered, start=1)]
+
+
+def names_described(question: str, hits: Sequence[Hit]) -> bool:
+    """Whether a description question says what it describes and a passage among ``hits`` names all of
+    it: then the passages are close by definition, however far the question's other words ("What is
+    GLOBSEC?": one acronym, which the embedder places nowhere near its passage)."""
+    return bool(content_words(described(question))) and any(_naming(question)(h.passage.text) for h in hits)
 
 
 def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], retriever: Retriever, *,

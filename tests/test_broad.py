@@ -8,7 +8,7 @@ import pytest
 
 from conftest import KeywordEncoder, ScriptedGenerator, user_turn, write_corpus
 from qa.answer import AnswerSettings
-from qa.broad import TITLE_FOCUS, best_snippet, part_passages, scope_of
+from qa.broad import TITLE_FOCUS, best_snippet, naming_first, part_passages, scope_of
 from qa.pipeline import Pipeline
 from qa.prompting.broad import central_sentences, central_snippets, per_document_snippets
 from qa.prompting.snippets import select_snippets
@@ -443,6 +443,33 @@ def test_a_description_answers_only_from_a_snippet_that_names_what_was_asked(tmp
                                count_tokens=lambda t: len(t.split()))
     assert snippets and best_snippet(snippets, retriever, question, words=110) is not None
     assert best_snippet(snippets, retriever, question, words=110, naming=True) is None  # none names her
+
+
+def test_a_description_of_a_name_a_passage_holds_is_answered_however_far_the_question_s_vector(tmp_path):
+    filler = " ".join(f"In {1900 + n} the town of Larsholm painted its school and mended a road." for n in range(8))
+    text = f"Town Notes\n\n{filler} The Larsguild is the fishing guild that runs the harbour market.\n"
+    strict = 0.99  # no passage is close enough in meaning to any question
+    pipeline, generator = make(write_corpus(tmp_path / "town", {"town.txt": text}), tmp_path, [], min_relevance=strict)
+    assert max(h.dense_score for h in pipeline.retriever.search("What is the Larsguild?", k=5)) < strict
+    assert pipeline.answer("Why does the town keep a Larsguild?").refused  # the closeness gate is on
+    answer = pipeline.answer("What is the Larsguild?")
+    assert not answer.refused and "The Larsguild is the fishing guild" in answer.text and generator.prompts == []
+    assert pipeline.answer("What is the Moonguild?").refused  # a name no document holds
+
+
+def test_a_description_reads_first_the_passages_that_name_what_it_describes(tmp_path):
+    paragraphs = [" ".join(f"The mayor keeps talking about the harbour of Larsholm when the notes come up in year "
+                           f"{n}{m}." for m in range(6)) for n in range(6)]
+    paragraphs.append("The Larsguild conference in May is where the mayor first spoke about the new fish market.")
+    pipeline, _ = make(write_corpus(tmp_path / "town", {"town.txt": "Town Notes\n\n" + "\n\n".join(paragraphs)}),
+                       tmp_path, [])
+    question = "What is the Larsguild and why does it keep coming up when the notes talk about the mayor?"
+    hits = pipeline.retriever.search(question, k=8)
+    assert "Larsguild" not in hits[0].passage.text  # the rest of the question's words rank others first
+    ordered = naming_first(question, hits)
+    assert "Larsguild" in ordered[0].passage.text and [h.rank for h in ordered] == list(range(1, len(hits) + 1))
+    assert sorted(h.passage.id for h in ordered) == sorted(h.passage.id for h in hits)
+    assert naming_first("Why does the mayor keep talking?", hits) == list(hits)  # not a description
 
 
 def test_a_description_of_a_named_thing_answers_only_from_a_passage_that_names_all_of_it(tmp_path):
