@@ -248,8 +248,31 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
         before = [(s, e) for s, e in spans if e <= start]
         if before and is_prose(document[slice(*before[-1])]) and not looks_like_injection(document[slice(*before[-1])]):
             start = before[-1][0]
+    elif not naming and _CONSEQUENCE.match(document[start:end]):
+        start = _causes(document, spans, start, end, words)
     end = _carried_on(document, spans, start, end, question, words)
     return replace(best, n=1, start=start, end=end, text=document[start:end])
+
+
+# A sentence that gives a consequence of what comes before it ("As a result, EU member states still lack the
+# means..."): an explanation's causes are the sentences before it. On the 49 explanations of the eight broad
+# sets: accuracy 0.673 -> 0.694, point recall 0.609 -> 0.624 (one, hc06; one sentence before: 0.614).
+_CONSEQUENCE = re.compile(r"^\W*(?:as a result|as a consequence|consequently|therefore|thus|hence|accordingly"
+                          r"|for (?:this|that|these|those) reasons?|(?:this|that) is why)\b", re.I)
+CAUSE_SENTENCES = 2  # at most this many sentences before it
+
+
+def _causes(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, words: int) -> int:
+    """The start of an explanation ``document[start:end]`` that gives a consequence, taken back through
+    the sentences before it in its passage (``spans``), at most ``CAUSE_SENTENCES`` of them, while they
+    are prose and the whole stays within ``words`` words."""
+    used = len(document[start:end].split())
+    for s, e in [span for span in spans if span[1] <= start][::-1][:CAUSE_SENTENCES]:
+        sentence = document[s:e]
+        if used + len(sentence.split()) > words or not is_prose(sentence) or looks_like_injection(sentence):
+            break
+        start, used = s, used + len(sentence.split())
+    return start
 
 
 def _naming(question: str) -> Callable[[str], bool]:

@@ -346,6 +346,16 @@ def test_a_best_sentence_that_only_says_who_spoke_is_shown_with_the_quotation_be
     assert answer.text.startswith("“We will rebuild the pier in stone") and "Mayor Lund said" in answer.text
 
 
+def test_a_best_sentence_that_gives_a_consequence_is_shown_with_the_causes_before_it(tmp_path, monkeypatch):
+    answer = pier_explanation(tmp_path, monkeypatch,
+                              "The town painted the lighthouse red in May. The piles had rotted through in the salt "
+                              "water. The council had cut the repair budget twice. As a result, the old harbour pier "
+                              "collapsed in the storm.", "Why did the old harbour pier collapse in the storm?")
+    assert answer.text.startswith("The piles had rotted through") and "The council had cut" in answer.text
+    assert "painted" not in answer.text  # two sentences back at most
+    assert answer.citations[0].text.startswith("The piles had rotted through")
+
+
 def test_a_line_to_the_page_s_reader_is_not_part_of_an_explanation(tmp_path, monkeypatch):
     answer = pier_explanation(tmp_path, monkeypatch,
                               "The old harbour pier collapsed in the storm because its wooden piles had rotted "
