@@ -231,6 +231,10 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     asked_years = years(question)
     if asked_years and any(asked_years <= years(s.text) for s in snippets):
         snippets = [s for s in snippets if asked_years <= years(s.text)]
+    fitting = [s for s in snippets if any(len(s.text[a:b].split()) <= words and is_prose(s.text[a:b])
+                                          for a, b in split_sentences(s.text))]
+    if fitting:  # a sentence longer than an answer may be cannot be one, nor be carried on
+        snippets = fitting
     if not snippets:
         return None
     best = max(snippets, key=lambda s: s.score)

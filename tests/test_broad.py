@@ -391,6 +391,21 @@ def test_an_explanation_of_a_year_answers_from_a_snippet_that_names_the_year(tmp
         assert ("ferry" in best.text) == ("1990" in question) and ("storm" in best.text) != ("1990" in question)
 
 
+def test_a_sentence_longer_than_an_answer_may_be_gives_way_to_the_next_best_snippet(tmp_path):
+    filler = " ".join(f"The town of Larsholm painted its school and mended road number {n}." for n in range(12))
+    long = ("The old harbour pier, which the fishermen had built " + "and mended and painted " * 8 +
+            "over many years, collapsed in the great storm.")
+    text = f"Pier Report\n\n{long}\n\n{filler}\n\nIts piles had rotted in the salt water of the harbour.\n"
+    pipeline, _ = make(write_corpus(tmp_path / "pier", {"pier.txt": text}), tmp_path, [])
+    retriever, question = pipeline.retriever, "Why did the old harbour pier collapse in the great storm?"
+    snippets = select_snippets(retriever.search(question, k=5), retriever, question, budget=400,
+                               max_passages=5, count_tokens=lambda t: len(t.split()))
+    snippets = [replace(s, score=2.0 if "storm" in s.text else 1.0) for s in snippets if "pier" in s.text or "piles" in s.text]
+    assert len(snippets) == 2 and len(long.split()) > 40
+    assert "rotted" in best_snippet(snippets, retriever, question, words=40).text
+    assert "collapsed in the great storm" in best_snippet(snippets, retriever, question, words=110).text
+
+
 def test_a_best_snippet_over_the_word_limit_is_cut_to_its_best_sentence_and_the_next(tmp_path):
     filler = " ".join(f"In {1900 + n} the town of Larsholm painted its school and mended a road." for n in range(4))
     text = (f"Town Notes\n\n{filler} The old harbour pier collapsed in the great storm because its piles "
