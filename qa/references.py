@@ -217,6 +217,12 @@ def documents_named(question: str, documents: Mapping[str, object], naming: Nami
 _CAPITALISED = re.compile(r"(?<![\w'’])([A-Z][\w'’.-]*[\w])")
 
 
+# months and days, written out or cut short ("the Feb 2024 article"): dates, not names a document must hold
+_CALENDAR = re.compile(r"^(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?"
+                       r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|mon(?:day)?|tues?(?:day)?|wed(?:nesday)?"
+                       r"|thu(?:rs?)?(?:day)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)$", re.I)
+
+
 def unknown_names(question: str, vocabulary: set[str]) -> list[str]:
     """Capitalised words of the question (not its first word) that no document holds, in any form:
     a question about "Olaf Scholz" cannot be answered from documents that never name him.
@@ -225,8 +231,11 @@ def unknown_names(question: str, vocabulary: set[str]) -> list[str]:
 
     >>> unknown_names("How does Macron compare with Olaf Scholz?", {"macron", "compar"})
     ['Olaf', 'Scholz']
+    >>> unknown_names("What did the Feb 2024 article say on Tuesday?", {"article"})
+    []
     """
-    words = [m.group(1) for m in _CAPITALISED.finditer(question) if m.start() > 0]
+    words = [m.group(1) for m in _CAPITALISED.finditer(question)
+             if m.start() > 0 and not _CALENDAR.match(m.group(1).rstrip("."))]
     found = []
     for word in words:
         forms = content_words(word) | content_words(word.replace("’", "'").split("'")[0])
