@@ -9,7 +9,7 @@ explanation, a description or a list, the plan is the product's (`qa.shapes.clas
 `qa.broad.plan_broad`); the answer is `qa.citation.broad.extract` of:
 
 - ``all within 110 words``: the plan's snippets, best first, as many as fit in 110 words;
-- ``best snippet``: `qa.broad.best_snippet` (the product for explanations and descriptions): the
+- ``best snippet``: `qa.extractive.best_snippet` (the product for explanations and descriptions): the
   best-scoring snippet, with the sentence before it when it opens by pointing back, cut to its best
   sentence and the next when over 110 words;
 - ``best snippet, cut over 40``: the same, cut when over 40 words;
@@ -38,7 +38,8 @@ VARIANTS = {"all within 110 words": None, "best snippet": 110, "best snippet, cu
 
 
 def run(paths: list[Path]) -> list[dict]:
-    from qa.broad import best_snippet, plan_broad
+    from qa.broad import plan_broad
+    from qa.extractive import best_snippet
     from qa.citation.broad import extract
     from qa.evaluation import read_questions
     from qa.evaluation.matching import answer_words, points_covered

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from embeddings.documents import Document
-from qa.broad import best_snippet, names_described, plan_broad, scope_of, search_broad
+from qa.broad import plan_broad, scope_of, search_broad
+from qa.extractive import best_snippet, names_described
 from qa.citation.broad import extract, list_items, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
@@ -31,7 +32,7 @@ from qa.types import REFUSAL, Answer, Citation, Retrieved, StreamEvent, Timings,
 CONTEXT_TOKENS = {"sentence": 60, "short": 200}
 # Shapes whose answer is their snippets themselves, with no model call (docs/DESIGN.md, "Extractive
 # answers"): a summary, whose snippets are its document's central sentences, and an explanation or a
-# description, answered by its best snippet (`qa.broad.best_snippet`). Lists and comparisons are
+# description, answered by its best snippet (`qa.extractive.best_snippet`). Lists and comparisons are
 # written by the model, which measured better there.
 EXTRACTIVE: tuple[str, ...] = ("summary", "explain", "describe")
 ONE_SNIPPET = ("explain", "describe")  # extractive shapes whose answer is their best snippet alone
@@ -122,7 +123,8 @@ def stream_answer(
                                    max_passages=settings.max_passages, count_tokens=generator.count_tokens)
         messages = build_messages(snippets, query, style=settings.style)
         max_tokens, stop = settings.max_answer_tokens, ["\n\n", "Question:"]
-    extractive = shape.name in settings.extractive  # the snippets are the answer: no model call
+    named_things = shape.broad and bool(plan.kinds)  # a list of the named things of a kind: no model call
+    extractive = shape.name in settings.extractive or named_things  # the snippets are the answer
     # a broad answer's first line is started for the model ("-"), so that it goes on with a sentence
     prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
     pieces: list[str] = []
@@ -145,7 +147,9 @@ def stream_answer(
         return max((float(v @ question_vector) for (s, e), v in units if start <= s and e <= end), default=-1.0)
 
     if extractive:
-        if shape.name in ONE_SNIPPET:
+        if named_things:
+            checked = extract(snippets, documents, k=len(snippets), bullets=True)
+        elif shape.name in ONE_SNIPPET:
             best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS, naming=shape.name == "describe")
             unnamed = () if best else ("no passage names what was asked",)
             checked = extract([best] if best else [], documents, unnamed, k=1)

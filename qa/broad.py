@@ -10,23 +10,21 @@ no document holds is refused here, without a model call.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
 import numpy as np
 
 from embeddings.documents import guess_meta
-from embeddings.paragraphs import split_sentences
-from qa.citation.words import content_words, question_topic, years
-from qa.prompting.broad import build_broad_messages, central_snippets, per_document_snippets
-from qa.injection import looks_like_injection
-from qa.prompting.snippets import Snippet, is_prose, points_back, select_snippets, sentence_scores
+from qa.citation.words import content_words
+from qa.extractive import kind_items, naming_first
+from qa.prompting.broad import build_broad_messages, central_snippets, kind_snippets, per_document_snippets
+from qa.prompting.snippets import Snippet, select_snippets
 from qa.references import Scope, documents_named, naming_names, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
-from qa.shapes import Shape, asked_items, asked_sentences, described
+from qa.shapes import Shape, asked_items, asked_kinds, asked_sentences
 
 # Weight of closeness to the document's title, against closeness to the mean of its sentences, when
 # a summary chooses its sentences: the title of an article states its argument, so its sentences
@@ -43,6 +41,7 @@ class Plan:
     refusal: str = ""  # why the question is refused before asking the model ("" when it is asked)
     sentences: int | None = None  # how many sentences the user asked a summary to have ("in three sentences")
     items: int | None = None  # how many items a list question asks for ("the two shortcomings")
+    kinds: tuple[str, ...] = ()  # the kinds of named thing a list's snippets name ("speech"): listed from them
 
 
 @lru_cache(maxsize=8)
@@ -99,24 +98,6 @@ def search_broad(shape: Shape, question: str, searched: str, retriever: Retrieve
     return naming_first(question, hits) if shape.name == "describe" else hits
 
 
-def naming_first(question: str, hits: Sequence[Hit]) -> list[Hit]:
-    """A description's passages with those that name what it describes first, in their order, ranks
-    renumbered: the snippets' budget goes to them, since only they may answer (``best_snippet``). "What is
-    GLOBSEC and why does it keep coming up?" ranked first the passages matching the rest of its words."""
-    if not content_words(described(question)):
-        return list(hits)
-    names = _naming(question)
-    ordered = sorted(hits, key=lambda h: (not names(h.passage.text), h.rank))
-    return [replace(h, rank=n) for n, h in enumerate(ordered, start=1)]
-
-
-def names_described(question: str, hits: Sequence[Hit]) -> bool:
-    """Whether a description question says what it describes and a passage among ``hits`` names all of
-    it: then the passages are close by definition, however far the question's other words ("What is
-    GLOBSEC?": one acronym, which the embedder places nowhere near its passage)."""
-    return bool(content_words(described(question))) and any(_naming(question)(h.passage.text) for h in hits)
-
-
 def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], retriever: Retriever, *,
                count_tokens: Callable[[str], int], max_passages: int) -> Plan:
     """The snippets and messages for a broad ``shape``, or a refusal."""
@@ -148,6 +129,8 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
         snippets, _ = per_document_snippets(retriever, scope.docs, topic, budget=budget,
                                             count_tokens=count_tokens, follow=shape.follow)
         scoped = False
+    elif shape.name == "list" and (found := _kind_snippets(question, hits, retriever)):
+        return Plan(found, [], False, kinds=asked_kinds(question))
     else:
         snippets = select_snippets(hits, retriever, searched, budget=budget, max_passages=max_passages,
                                    count_tokens=count_tokens, anchors=shape.anchors, per_passage=shape.per_passage,
@@ -164,6 +147,23 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
         messages.append({"role": "assistant", "content": "-"})
     items = asked_items(question) if shape.name == "list" else None
     return Plan(snippets, messages, scoped, sentences=sentences, items=items)
+
+
+KIND_DOCS = 2  # a list not naming its documents reads the documents of this many best passages
+KIND_ITEMS = 12  # at most this many named things listed (about 120 words)
+
+
+def _kind_snippets(question: str, hits: Sequence[Hit], retriever: Retriever) -> list[Snippet]:
+    """A list's named things of the kind it asks for (`qa.extractive.kind_items`), read from the
+    documents it names, else from those of its best passages; [] when it names no kind or fewer than
+    two such things are found."""
+    kinds = asked_kinds(question)
+    if not kinds:
+        return []
+    docs = (documents_named(question, retriever.stored.documents, lambda q: _names(q, retriever))
+            or tuple(dict.fromkeys(h.passage.doc for h in hits))[:KIND_DOCS])
+    items = kind_items(kind_snippets(retriever, set(docs), kinds), kinds)[:KIND_ITEMS]
+    return items if len(items) >= 2 else []
 
 
 # The opening or ending of a document without headings to go by: this share of its passages (at least one).
@@ -207,108 +207,6 @@ def _unnamed(question: str, retriever: Retriever, docs: Sequence[str]) -> str:
             kept.append(word)
     rest = " ".join(kept)
     return rest if content_words(rest) - content_words("compare differ difference how deal views") else question
-
-
-def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: str, *, words: int,
-                 naming: bool = False) -> Snippet | None:
-    """An explanation's or a description's extractive answer: the best-scoring snippet (the sentence
-    closest to the question with the sentences around it that the prompt had room for, among them
-    the one after it, where an explanation goes on), with the sentence before it when it opens by
-    pointing back ("These two factors...", "She has..."); cut to the best sentence and the one after
-    it when it runs over ``words``, carried on while the sentences after it keep to the subject and
-    the words allow (``_carried_on``). One snippet, because a second is seldom evidence: on the 17
-    explanations and descriptions of dev_broad and heldout_broad, this answer covered 0.76 of the
-    points with 0.88 of its citations on evidence; all snippets within 110 words 0.77 with 0.47; cut
-    whenever over 40 words instead of 110, 0.70 with 0.88 (docs/DESIGN.md, "Extractive answers").
-    With ``naming`` (a description), only a snippet that names what was asked may answer: every word
-    of it in one sentence when the wording says what (`qa.shapes.described`: "What is the Bratislava treaty that Faure
-    mentions?" is not answered by a quote about treaties), else one word of the question's topic;
-    None when none does, as the model's description is refused when no sentence of it cites a
-    source naming it."""
-    if naming:  # a description: only a snippet that names what was asked ("Who is Volodymyr Zelensky?")
-        names = _naming(question)
-        snippets = [s for s in snippets if names(s.text)]
-    asked_years = years(question)
-    if asked_years and any(asked_years <= years(s.text) for s in snippets):
-        snippets = [s for s in snippets if asked_years <= years(s.text)]
-    fitting = [s for s in snippets if any(len(s.text[a:b].split()) <= words and is_prose(s.text[a:b])
-                                          for a, b in split_sentences(s.text))]
-    if fitting:  # a sentence longer than an answer may be cannot be one, nor be carried on
-        snippets = fitting
-    if not snippets:
-        return None
-    best = max(snippets, key=lambda s: s.score)
-    passage, document = best.passage, retriever.document_text(best.passage.doc)
-    spans = [(passage.start + s, passage.start + e) for s, e in split_sentences(passage.text)]
-    start, end = best.start, best.end
-    if len(best.text.split()) > words:
-        inside = [(s, e) for s, e in spans if start <= s and e <= end]
-        query = retriever.query_vector(question)
-        scores = {(s, e): score for score, s, e in sentence_scores(best.hit, retriever, query, question)}
-        top = max(range(len(inside)), key=lambda i: scores.get(inside[i], -1.0)) if inside else None
-        if top is not None:
-            start, end = inside[top][0], inside[min(top + 1, len(inside) - 1)][1]
-    if points_back(document[start:end]):
-        before = [(s, e) for s, e in spans if e <= start]
-        if before and is_prose(document[slice(*before[-1])]) and not looks_like_injection(document[slice(*before[-1])]):
-            start = before[-1][0]
-    elif not naming and _CONSEQUENCE.match(document[start:end]):
-        start = _causes(document, spans, start, end, words)
-    end = _carried_on(document, spans, start, end, question, words)
-    return replace(best, n=1, start=start, end=end, text=document[start:end])
-
-
-# A sentence that gives a consequence of what comes before it ("As a result, EU member states still lack the
-# means..."): an explanation's causes are the sentences before it. On the 49 explanations of the eight broad
-# sets: accuracy 0.673 -> 0.694, point recall 0.609 -> 0.624 (one, hc06; one sentence before: 0.614).
-_CONSEQUENCE = re.compile(r"^\W*(?:as a result|as a consequence|consequently|therefore|thus|hence|accordingly"
-                          r"|for (?:this|that|these|those) reasons?|(?:this|that) is why)\b", re.I)
-CAUSE_SENTENCES = 2  # at most this many sentences before it
-
-
-def _causes(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, words: int) -> int:
-    """The start of an explanation ``document[start:end]`` that gives a consequence, taken back through
-    the sentences before it in its passage (``spans``), at most ``CAUSE_SENTENCES`` of them, while they
-    are prose and the whole stays within ``words`` words."""
-    used = len(document[start:end].split())
-    for s, e in [span for span in spans if span[1] <= start][::-1][:CAUSE_SENTENCES]:
-        sentence = document[s:e]
-        if used + len(sentence.split()) > words or not is_prose(sentence) or looks_like_injection(sentence):
-            break
-        start, used = s, used + len(sentence.split())
-    return start
-
-
-def _naming(question: str) -> Callable[[str], bool]:
-    """Whether a text names what a description ``question`` asks about: every word of it in one
-    sentence when the wording says what (`qa.shapes.described`: "the Bratislava treaty"), else a word
-    of the question's topic."""
-    thing = content_words(described(question))
-    if thing:
-        return lambda text: any(thing <= content_words(text[a:b]) for a, b in split_sentences(text))
-    topic = question_topic(question)[2]
-    return lambda text: bool(topic & content_words(text))
-
-
-def _carried_on(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, question: str,
-                words: int) -> int:
-    """The end of the answer ``document[start:end]`` carried on through the sentences after it in its
-    passage (``spans``) while it stays within ``words`` words and each sentence goes on with its subject
-    (shares a content word with the question or the answer so far): an explanation often goes on past
-    the sentence after the best one ("...remained largely constant. He wants Europeans at the table...").
-    Not past the passage: a second passage is a second citation, seldom evidence. On the 42
-    explanations and descriptions of the five broad sets, 30 of them covered their points (0.714),
-    31 carried on (0.738), point recall 0.659 -> 0.679, citation precision 0.857 both, 63 -> 70 words
-    (docs/DESIGN.md, "Extractive answers")."""
-    used = len(document[start:end].split())
-    said = content_words(question) | content_words(document[start:end])
-    for s, e in (span for span in spans if span[0] >= end):
-        sentence = document[s:e]
-        size, new = len(sentence.split()), content_words(sentence)
-        if used + size > words or not is_prose(sentence) or looks_like_injection(sentence) or not new & said:
-            break
-        end, used, said = e, used + size, said | new
-    return end
 
 
 def _title(retriever: Retriever, doc: str) -> str:

@@ -92,7 +92,7 @@ _DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P
                        rf"|^(?i:who)\s+(?i:is|was)\s+(?P<typed>{_TYPED_NAME})\s*\??$"
                        r"|^(?i:tell me about|describe)\s")
 # "What are the Minsk agreements that Faure mentions?", "What was the Munich speech about?": a thing the
-# documents name, to be described from a passage that names all of it (`described`, `qa.broad.best_snippet`).
+# documents name, to be described from a passage that names all of it (`described`, `qa.extractive.best_snippet`).
 _THING = re.compile(r"^what\s+(?:is|was|are|were)\s+(?:the\s+)?(?P<thing>[^,?]{3,60}?)\s+(?:(?:that|which)\s+[^,?]{1,60}?"
                     r"\b(?:mentions?|mentioned|cites?|cited|refers? to|discuss(?:es|ed)?|describes?|brings? up)|about)\s*\??$",
                     re.I)
@@ -115,7 +115,7 @@ _KINDS = (r"(?:subjects|topics|conditions|events|regions|elements|issues|steps|m
           r"|areas|countries|shortcomings|goals|points|ideas|pillars|gaps|conflicts|developments|themes"
           r"|priorities|arguments|features|foundations|demands|proposals|criticisms|components|items|signs"
           r"|problems|challenges|lessons|principles|options|areas|fields|examples)")
-_MENTION = r"(?:come up|came up|appear|appears|appeared|mention|mentions|cite|cites|name|names|list|lists|refer to)"
+_MENTION = r"(?:come up|came up|appear|appears|appeared|mention|mentions|cite|cites|name|names|list|lists|refer to|quote|quotes)"
 _MENTIONED = r"(?:mentioned|cited|named|listed|referred to|brought up|discussed)"
 _LIST = re.compile(
     rf"^(?:which|what|name|list)\b(?:\s+[\w'’-]+){{0,3}}?\s+{_COUNT}\s+[\w'’-]*s\b"
@@ -124,8 +124,10 @@ _LIST = re.compile(
     rf"|^what are the (?:main |key |core )?{_KINDS}\b"
     # "which treaties or agreements come up in...", "what reports does she cite?": things, plural, mentioned
     # ("Which accords did Paris hope to push forward?" asks one fact)
-    rf"|^(?:which|what)\s+(?:[\w'’-]+\s+)?[\w'’-]{{2,}}[^siu\W]s(?:\s+(?:or|and)\s+[\w'’-]+s)?\s+"
-    rf"(?:(?:are|were|get|got|is|was)\s+{_MENTIONED}|(?:does|do|did)\s+.{{1,60}}?\b{_MENTION}|{_MENTION})\b",
+    rf"|^(?:which|what)\s+(?:[\w'’-]+\s+)?[\w'’-]{{2,}}[^siu\W]s(?:,\s*[\w'’-]+s)*(?:,?\s+(?:or|and)\s+[\w'’-]+s)?\s+"
+    rf"(?:(?:are|were|get|got|is|was)\s+{_MENTIONED}|(?:does|do|did)\s+.{{1,60}}?\b{_MENTION}|{_MENTION})\b"
+    # "... list them, please": the user says so
+    r"|\b(?:list them|give me a list|as a list|in a list|make a list|bullet(?:ed)? (?:list|points))\b",
     re.I)
 
 
@@ -149,6 +151,45 @@ def asked_items(question: str) -> int | None:
         return None
     word = found.group(1).lower()
     return _NUMBERS.get(word) or int(word)
+
+
+# Plural words of a list question that are not the kind of thing it asks for: kinds whose items never
+# carry the word ("subjects": cyber-security, space...), document nouns, and verbs and function words
+# ending in s.
+_NOT_KINDS = re.compile(rf"^(?:{_KINDS[3:-1]}|{_MENTION[3:-1]}|articles|documents|pieces|texts|sources|analyses"
+                        r"|papers|reports|files|passages|authors|does|is|was|has|its|his|this|thus|us|as|across|less"
+                        r"|unless|various|says|talks|quotes|includes|plus|news|things|ones|others|kinds|types|sorts"
+                        r"|makes|gives|takes|lays|sets|puts|keeps|tells|uses|needs|wants|sees|seems|remains|becomes"
+                        r"|states|terms|means|times|years|days|months|words|pls|yes|lots|plans)$")
+_PLURAL = re.compile(r"\b[a-z][a-z-]{2,}s\b")
+# the noun phrase a list asks for: "Which Macron speeches, trips and interviews | does...", "list the treaties | mentioned..."
+_ASKED_FOR = re.compile(r"^(?:which|what|list|name|give me)\s+(?!(?:does|do|did|is|are|was|were|has|have|had)\b)(.{3,80}?)(?=\s+(?:does|do|did|is|are|was|were|has|have|had"
+                        r"|where|when|that|which|who|mentioned|cited|named|listed|quoted|in|from|of|by|across|for|at|on"
+                        r"|with|come|came|appear|appears|appeared)\b|\s*[?.!]|$)", re.I)
+
+
+def asked_kinds(question: str) -> tuple[str, ...]:
+    """The kinds of thing a list question asks for, each as its singular and plural form, from its
+    plural words ("Which speeches and treaties does she cite?" -> speech, speeches, treaty, treaties).
+
+    >>> asked_kinds("Which Macron speeches, trips and interviews does Momtaz quote from?")
+    ('speech', 'speeches', 'trip', 'trips', 'interview', 'interviews')
+    >>> asked_kinds("list the treaties and agreements mentioned"), asked_kinds("Which subjects were covered?")
+    (('treaty', 'treaties', 'agreement', 'agreements'), ())
+    """
+    asked = _ASKED_FOR.match(_LEAD.sub("", " ".join(question.split())))
+    kinds: list[str] = []
+    for word in _PLURAL.findall(asked.group(1).lower().replace("’", "'") if asked else ""):
+        if _NOT_KINDS.match(word) or word.endswith(("ss", "us", "is", "'s")):
+            continue
+        if word.endswith("ies"):
+            singular = word[:-3] + "y"
+        elif word.endswith(("ches", "shes", "sses", "xes", "zes")):
+            singular = word[:-2]
+        else:
+            singular = word[:-1]
+        kinds += [singular, word]
+    return tuple(dict.fromkeys(kinds))
 
 
 def asked_sentences(question: str) -> int | None:

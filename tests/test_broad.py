@@ -8,7 +8,8 @@ import pytest
 
 from conftest import KeywordEncoder, ScriptedGenerator, user_turn, write_corpus
 from qa.answer import AnswerSettings
-from qa.broad import TITLE_FOCUS, best_snippet, naming_first, part_passages, scope_of
+from qa.broad import TITLE_FOCUS, part_passages, scope_of
+from qa.extractive import best_snippet, naming_first
 from qa.pipeline import Pipeline
 from qa.prompting.broad import central_sentences, central_snippets, per_document_snippets
 from qa.prompting.snippets import select_snippets
@@ -495,6 +496,22 @@ def test_a_description_reads_first_the_passages_that_name_what_it_describes(tmp_
     assert "Larsguild" in ordered[0].passage.text and [h.rank for h in ordered] == list(range(1, len(hits) + 1))
     assert sorted(h.passage.id for h in ordered) == sorted(h.passage.id for h in hits)
     assert naming_first("Why does the mayor keep talking?", hits) == list(hits)  # not a description
+
+
+def test_a_list_of_named_things_of_a_kind_lists_each_as_the_documents_name_it(tmp_path):
+    filler = " ".join(f"The town of Larsholm painted its school and mended road number {n}." for n in range(12))
+    text = ("Town Notes\n\nIn her May 2023 speech at the Larsholm harbour festival, the mayor promised a new pier. "
+            f"{filler}\n\nShe said more in an interview with the Harbour Gazette on June 3, 2023, before the vote. "
+            "The speech was long. The town still keeps the Bergen Treaty of 1820.\n")
+    pipeline, generator = make(write_corpus(tmp_path / "town", {"town.txt": text}), tmp_path, [REFUSAL])
+    answer = pipeline.answer("Which speeches and interviews do the town notes mention?")
+    assert generator.prompts == []  # no model call: the phrases themselves
+    assert answer.text == ("- May 2023 speech at the Larsholm harbour festival [1]\n"
+                           "- interview with the Harbour Gazette on June 3 [2]")
+    assert [text[c.start : c.end] for c in answer.citations] == ["May 2023 speech at the Larsholm harbour festival",
+                                                                 "interview with the Harbour Gazette on June 3"]
+    treaties = pipeline.answer("Which treaties come up in the town notes?")  # one named thing: the model lists
+    assert len(generator.prompts) == 1 and treaties.refused
 
 
 def test_a_description_of_a_named_thing_answers_only_from_a_passage_that_names_all_of_it(tmp_path):

@@ -45,7 +45,7 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("Who is Ann Lee and what did she do for the harbour?", "describe"),  # the description, then what it goes on to
     ("What is the Larsholm Guild and why does the mayor keep mentioning it?", "describe"),
     ("Who was Macron's envoy and what did he do?", "fact"),  # no name: a fact asked, then another
-    # a thing the documents name: answered only from a passage naming all of it (qa.broad.best_snippet)
+    # a thing the documents name: answered only from a passage naming all of it (qa.extractive.best_snippet)
     ("What is Juliette Faure's doctoral thesis about?", "describe"),
     ("What was the Munich Security Conference speech about?", "describe"),
     ("What are the Minsk agreements that Faure mentions?", "describe"),
@@ -58,6 +58,8 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("Name articles the analyst wrote for her former outlet.", "list"),
     ("which treaties or agreements come up in Faure's piece?", "list"),  # things, plural, mentioned
     ("What reports does the mayor cite?", "list"),
+    ("Which speeches, trips and interviews does the mayor quote from?", "list"),
+    ("What did the mayor promise the town? Give me a list.", "list"),
     ("What weapons were sent?", "fact"),
     # summaries
     ("Summarize the first article in three sentences.", "summary"),

@@ -254,7 +254,7 @@ _QUOTED_END = re.compile(r"[.!?…][\"”’)]+$")  # 'In Chief."': the sentence
 
 def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Sequence[str] = (), *,
             k: int = 3, words: int | None = None, sources: bool = False, fallback: bool = False,
-            best_first: bool = False) -> Verified:
+            best_first: bool = False, bullets: bool = False) -> Verified:
     """The snippets themselves as the answer, in their order, each cited at its exact span: the first
     ``k``, or as many as fit in ``words`` words (at least one). With ``sources``, each run of snippets
     from one document opens with who wrote it ("Faure (2020):"), as a comparison reads. What a summary
@@ -290,6 +290,12 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
     parts, citations = [], []
     for n, snippet in enumerate(chosen, start=1):
         body = " ".join(snippet.text.split())
+        if bullets:  # a list's items: "- New START Treaty [2]"
+            parts.append(f"{chr(10) if parts else ''}- {body.rstrip('.')} [{n}]")
+            citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
+                                      documents[snippet.passage.doc][snippet.start : snippet.end],
+                                      snippet.passage.start, snippet.passage.end))
+            continue
         opening = ""
         if sources and (n == 1 or chosen[n - 2].passage.doc != snippet.passage.doc):
             opening = f"{'' if n == 1 else chr(10)}{source_label(snippet)}: "
@@ -301,5 +307,6 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
         citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
                                   document[snippet.start : snippet.end], snippet.passage.start, snippet.passage.end))
     note = "the model's summary was too thin: its most central sentences are shown instead" if fallback else \
+        "the things of the kind asked for, as the passages name them" if bullets else \
         "the passages' own sentences are the answer"
     return Verified(" ".join(parts).replace(" \n", "\n"), tuple(citations), False, (*notes, note))

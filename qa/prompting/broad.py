@@ -9,6 +9,7 @@ document cannot fill the budget alone. Each snippet is still an exact span of it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
@@ -103,6 +104,22 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
         hit, start, end = spans[i]
         snippets.append(Snippet(n, hit, start, end, retriever.document_text(hit.doc)[start:end]))
     return snippets
+
+
+def kind_snippets(retriever: Retriever, docs: Collection[str], kinds: Sequence[str]) -> list[Snippet]:
+    """The sentences of ``docs`` that name one of the ``kinds`` of thing a list asks for ("speech",
+    "treaty"), in document order, numbered from 1: a list over a whole document ("Which speeches does
+    Momtaz quote?") has its items spread over passages that no single search ranks together."""
+    said = re.compile(rf"\b(?:{'|'.join(map(re.escape, kinds))})", re.I)
+    found: list[Snippet] = []
+    for row, passage in enumerate(retriever.passages):
+        if passage.doc not in docs or CONTROL_TOKEN.search(passage.text):
+            continue
+        for s, e in split_sentences(passage.text):
+            text, start, end = passage.text[s:e], passage.start + s, passage.start + e
+            if is_prose(text) and said.search(text) and not looks_like_injection(text):
+                found.append(Snippet(len(found) + 1, Hit(row + 1, 0.0, passage, 0.0, 0.0, start, end), start, end, text))
+    return found
 
 
 def per_document_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
