@@ -290,11 +290,13 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
     parts, citations = [], []
     for n, snippet in enumerate(chosen, start=1):
         body = " ".join(snippet.text.split())
-        if bullets:  # a list's items: "- New START Treaty [2]"
+        if bullets:  # a list's items: "- New START Treaty [2]", each citing the sentence that names it
             parts.append(f"{chr(10) if parts else ''}- {body.rstrip('.')} [{n}]")
-            citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
-                                      documents[snippet.passage.doc][snippet.start : snippet.end],
-                                      snippet.passage.start, snippet.passage.end))
+            hit = snippet.hit
+            start, end = ((hit.best_start, hit.best_end) if hit.best_start <= snippet.start and snippet.end <= hit.best_end
+                          else (snippet.start, snippet.end))
+            citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, start, end,
+                                      documents[snippet.passage.doc][start:end], snippet.passage.start, snippet.passage.end))
             continue
         opening = ""
         if sources and (n == 1 or chosen[n - 2].passage.doc != snippet.passage.doc):

@@ -108,8 +108,9 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
 
 def kind_snippets(retriever: Retriever, docs: Collection[str], kinds: Sequence[str]) -> list[Snippet]:
     """The sentences of ``docs`` that name one of the ``kinds`` of thing a list asks for ("speech",
-    "treaty"), in document order, numbered from 1: a list over a whole document ("Which speeches does
-    Momtaz quote?") has its items spread over passages that no single search ranks together."""
+    "treaty"), in document order, numbered from 1, each its hit's best unit: a list over a whole
+    document ("Which speeches does Momtaz quote?") has its items spread over passages that no single
+    search ranks together."""
     said = re.compile(rf"\b(?:{'|'.join(map(re.escape, kinds))})", re.I)
     found: list[Snippet] = []
     for row, passage in enumerate(retriever.passages):
