@@ -23,6 +23,7 @@ _FOLLOW_UP = re.compile(
     r"|\b(?:that|there)\W*$",
     re.I,
 )
+_FIRST_QUESTION = re.compile(r"^([^?]+\?)\s+\S")  # a first sentence that asks, with more after it
 REWRITE_PROMPT = (
     "Rewrite the user's last question so that it can be understood without the conversation: "
     "replace pronouns with the names they refer to. Reply with the rewritten question only."
@@ -35,8 +36,18 @@ def looks_like_follow_up(question: str, history: Sequence[tuple[str, str]]) -> b
     True
     >>> looks_like_follow_up("Who was Macron's envoy?", [("Who is Macron?", "The president.")])
     False
+
+    A pronoun after a first sentence that is a whole question of its own points back into the
+    question, not at the conversation ("Which speeches does Momtaz quote? List them.").
+
+    >>> looks_like_follow_up("Which speeches does Momtaz quote? List them.", [("Who is Macron?", "The president.")])
+    False
+    >>> looks_like_follow_up("Tell me more. Who was he?", [("Who is Macron?", "The president.")])
+    True
     """
-    return bool(history) and bool(_FOLLOW_UP.search(question))
+    first = _FIRST_QUESTION.match(question.strip())
+    asked = first.group(1) if first and len(first.group(1).split()) >= 4 else question
+    return bool(history) and bool(_FOLLOW_UP.search(asked))
 
 
 def rewrite_messages(question: str, history: Sequence[tuple[str, str]], prefix: Sequence[dict]) -> list[dict]:
