@@ -233,9 +233,11 @@ def unknown_names(question: str, vocabulary: set[str]) -> list[str]:
     ['Olaf', 'Scholz']
     >>> unknown_names("What did the Feb 2024 article say on Tuesday?", {"article"})
     []
+    >>> unknown_names("Which speeches does Olaf quote? List them.", {"speech", "quot"})
+    ['Olaf']
     """
-    words = [m.group(1) for m in _CAPITALISED.finditer(question)
-             if m.start() > 0 and not _CALENDAR.match(m.group(1).rstrip("."))]
+    words = [m.group(1) for m in _CAPITALISED.finditer(question)  # not a sentence's first word
+             if not re.search(r"(?:^|[.?!:]\s+)\W*$", question[: m.start()]) and not _CALENDAR.match(m.group(1).rstrip("."))]
     found = []
     for word in words:
         forms = content_words(word) | content_words(word.replace("’", "'").split("'")[0])
