@@ -60,3 +60,24 @@ def test_why_a_dialogue_failed_is_answered_from_the_passage_saying_so_not_from_t
     assert not answer.refused
     check_citations(pipeline, answer)
     assert re.search(r"good faith|lip service|without any concrete progress", answer.text)
+
+
+@pytest.mark.model
+def test_a_list_of_speeches_and_interviews_names_each_one_the_article_quotes_without_the_model(pipeline):
+    answer = pipeline.answer("Which speeches and interviews does Momtaz quote? List them.")
+    assert not answer.refused and answer.raw_text == ""  # the named things themselves, no model call
+    check_citations(pipeline, answer)
+    items = [line for line in answer.text.splitlines() if line.startswith("- ")]
+    assert len(items) >= 4 and len(items) == len(answer.text.splitlines())
+    for needle in ("GLOBSEC", "Munich", "ambassadors", "BBC"):
+        assert any(needle in item for item in items), needle
+    momtaz = [d for d in pipeline.index.documents if pipeline.index.documents[d].meta.author == "Rym Momtaz"]
+    assert {c.doc for c in answer.citations} == set(momtaz)
+
+
+@pytest.mark.model
+def test_a_description_of_an_acronym_is_answered_from_the_passage_naming_it(pipeline):
+    answer = pipeline.answer("What is GLOBSEC?")
+    assert not answer.refused
+    check_citations(pipeline, answer)
+    assert all("GLOBSEC" in c.text for c in answer.citations)
