@@ -154,13 +154,16 @@ def asked_items(question: str) -> int | None:
 
 
 # Plural words of a list question that are not the kind of thing it asks for: kinds whose items never
-# carry the word ("subjects": cyber-security, space...), document nouns, and verbs and function words
-# ending in s.
+# carry the word ("subjects": cyber-security, space...), groups of actors (the text names "Eastern
+# Europeans", not "the allies Eastern Europeans"), document nouns, and verbs and function words ending in s.
 _NOT_KINDS = re.compile(rf"^(?:{_KINDS[3:-1]}|{_MENTION[3:-1]}|articles|documents|pieces|texts|sources|analyses"
                         r"|papers|reports|files|passages|authors|does|is|was|has|its|his|this|thus|us|as|across|less"
                         r"|unless|various|says|talks|quotes|includes|plus|news|things|ones|others|kinds|types|sorts"
                         r"|makes|gives|takes|lays|sets|puts|keeps|tells|uses|needs|wants|sees|seems|remains|becomes"
-                        r"|states|terms|means|times|years|days|months|words|pls|yes|lots|plans)$")
+                        r"|states|terms|means|times|years|days|months|words|pls|yes|lots|plans"
+                        r"|allies|partners|leaders|members|officials|nations|governments|powers|players|actors"
+                        r"|people|persons|experts|critics|neighbors|neighbours|friends|enemies|adversaries|rivals"
+                        r"|stakeholders|figures|politicians|diplomats|individuals|groups|parties)$")
 _PLURAL = re.compile(r"\b[a-z][a-z-]{2,}s\b")
 # the noun phrase a list asks for: "Which Macron speeches, trips and interviews | does...", "list the treaties | mentioned..."
 _ASKED_FOR = re.compile(r"^(?:which|what|list|name|give me)\s+(?!(?:does|do|did|is|are|was|were|has|have|had)\b)(.{3,80}?)(?=\s+(?:does|do|did|is|are|was|were|has|have|had"
@@ -176,6 +179,8 @@ def asked_kinds(question: str) -> tuple[str, ...]:
     ('speech', 'speeches', 'trip', 'trips', 'interview', 'interviews')
     >>> asked_kinds("list the treaties and agreements mentioned"), asked_kinds("Which subjects were covered?")
     (('treaty', 'treaties', 'agreement', 'agreements'), ())
+    >>> asked_kinds("Which allies and partners does the author mention?")  # groups of actors: named, not by kind
+    ()
     """
     asked = _ASKED_FOR.match(_LEAD.sub("", " ".join(question.split())))
     kinds: list[str] = []
