@@ -69,6 +69,12 @@ def _names(question: str, retriever: Retriever) -> Mapping[str, str]:
     return MappingProxyType(naming_names(question, retriever.stored.documents, holding(retriever)))
 
 
+@lru_cache(maxsize=32)  # asked by the search and by a list's reading of its documents
+def _documents_named(question: str, retriever: Retriever) -> tuple[str, ...]:
+    """`qa.references.documents_named` of ``question``, looked up once."""
+    return documents_named(question, retriever.stored.documents, lambda q: _names(q, retriever))
+
+
 def holding(retriever: Retriever) -> Callable[[str], set[str]]:
     """For `qa.references`: the documents that may hold a name, those with a passage holding its
     rarest word by BM25's index (every document when it has no word BM25 keeps)."""
@@ -89,8 +95,7 @@ def search_broad(shape: Shape, question: str, searched: str, retriever: Retrieve
     biography or byline (as ``_unnamed`` says for comparisons). Summaries and comparisons read their
     documents themselves (``plan_broad``)."""
     options = {"k": k, "bm25_weight": shape.bm25_weight, "titles": shape.bm25_titles}
-    docs = (documents_named(question, retriever.stored.documents, lambda q: _names(q, retriever))
-            if shape.name not in ("summary", "compare") else ())
+    docs = _documents_named(question, retriever) if shape.name not in ("summary", "compare") else ()
     if not docs:
         hits = retriever.search(searched, **options)
     else:
@@ -109,6 +114,7 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
         return Plan(refusal=f"no document or section is called {scope.missing!r}")
     budget = shape.context_tokens
     sentences = None
+    kinds = asked_kinds(question) if shape.name == "list" else ()  # a list of named things of these kinds
     if shape.name == "summary" and scope.docs and scope.topic:  # "what the article says about X": X in it
         snippets, _ = per_document_snippets(retriever, scope.docs, scope.topic, budget=budget,
                                             count_tokens=count_tokens, passages=4, anchors=5)
@@ -129,8 +135,8 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
         snippets, _ = per_document_snippets(retriever, scope.docs, topic, budget=budget,
                                             count_tokens=count_tokens, follow=shape.follow)
         scoped = False
-    elif shape.name == "list" and (found := _kind_snippets(question, hits, retriever)):
-        return Plan(found, [], False, kinds=asked_kinds(question))
+    elif kinds and (found := _kind_snippets(question, kinds, hits, retriever)):
+        return Plan(found, [], False, kinds=kinds)
     else:
         snippets = select_snippets(hits, retriever, searched, budget=budget, max_passages=max_passages,
                                    count_tokens=count_tokens, anchors=shape.anchors, per_passage=shape.per_passage,
@@ -153,15 +159,10 @@ KIND_DOCS = 2  # a list not naming its documents reads the documents of this man
 KIND_ITEMS = 12  # at most this many named things listed (about 120 words)
 
 
-def _kind_snippets(question: str, hits: Sequence[Hit], retriever: Retriever) -> list[Snippet]:
-    """A list's named things of the kind it asks for (`qa.extractive.kind_items`), read from the
-    documents it names, else from those of its best passages; [] when it names no kind or fewer than
-    two such things are found."""
-    kinds = asked_kinds(question)
-    if not kinds:
-        return []
-    docs = (documents_named(question, retriever.stored.documents, lambda q: _names(q, retriever))
-            or tuple(dict.fromkeys(h.passage.doc for h in hits))[:KIND_DOCS])
+def _kind_snippets(question: str, kinds: Sequence[str], hits: Sequence[Hit], retriever: Retriever) -> list[Snippet]:
+    """A list's named things of the ``kinds`` it asks for (`qa.extractive.kind_items`), read from the
+    documents it names, else from those of its best passages; [] when fewer than two are found."""
+    docs = _documents_named(question, retriever) or tuple(dict.fromkeys(h.passage.doc for h in hits))[:KIND_DOCS]
     items = kind_items(kind_snippets(retriever, set(docs), kinds), kinds)[:KIND_ITEMS]
     return items if len(items) >= 2 else []
 

@@ -10,6 +10,7 @@ from a snippet that names what it describes, and reads such passages first (docs
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -79,12 +80,10 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
         top = max(range(len(inside)), key=lambda i: scores.get(inside[i], -1.0)) if inside else None
         if top is not None:
             start, end = inside[top][0], inside[min(top + 1, len(inside) - 1)][1]
-    if points_back(document[start:end]):
-        before = [(s, e) for s, e in spans if e <= start]
-        if before and is_prose(document[slice(*before[-1])]) and not looks_like_injection(document[slice(*before[-1])]):
-            start = before[-1][0]
-    elif not naming and _CONSEQUENCE.match(document[start:end]):
-        start = _causes(document, spans, start, end, words)
+    if points_back(document[start:end]):  # the sentence it points back at, whatever its length
+        start = _taken_back(document, spans, start, end, sentences=1, words=math.inf)
+    elif not naming and _CONSEQUENCE.match(document[start:end]):  # the causes before it
+        start = _taken_back(document, spans, start, end, sentences=CAUSE_SENTENCES, words=words)
     end = _carried_on(document, spans, start, end, question, words)
     return replace(best, n=1, start=start, end=end, text=document[start:end])
 
@@ -97,12 +96,14 @@ _CONSEQUENCE = re.compile(r"^\W*(?:as a result|as a consequence|consequently|the
 CAUSE_SENTENCES = 2  # at most this many sentences before it
 
 
-def _causes(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, words: int) -> int:
-    """The start of an explanation ``document[start:end]`` that gives a consequence, taken back through
-    the sentences before it in its passage (``spans``), at most ``CAUSE_SENTENCES`` of them, while they
-    are prose and the whole stays within ``words`` words."""
+def _taken_back(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, *, sentences: int,
+                words: float) -> int:
+    """The start of an answer ``document[start:end]`` taken back through the sentences before it in its
+    passage (``spans``), at most ``sentences`` of them, while they are prose (not an injected order)
+    and the whole stays within ``words`` words: the sentence a pointing-back one needs, or the causes
+    of a consequence."""
     used = len(document[start:end].split())
-    for s, e in [span for span in spans if span[1] <= start][::-1][:CAUSE_SENTENCES]:
+    for s, e in [span for span in spans if span[1] <= start][::-1][:sentences]:
         sentence = document[s:e]
         if used + len(sentence.split()) > words or not is_prose(sentence) or looks_like_injection(sentence):
             break
@@ -155,8 +156,8 @@ def kind_items(sentences: Sequence[Snippet], kinds: Sequence[str]) -> list[Snipp
     words before it up to a function word ("the New START Treaty" -> "New START Treaty", "his May 2023
     speech" -> "May 2023 speech") and, when a preposition follows, the words after it up to a comma
     or the sentence's end ("speech to French ambassadors"). Only phrases with a name or a number in
-    them (a capital past their first letter, or a digit) are things the text names; in document
-    order, each phrase once, numbered from 1."""
+    them (a capital letter that does not open the sentence, or a digit) are things the text names; in
+    document order, each phrase once, numbered from 1."""
     said = re.compile(rf"\b(?:{'|'.join(map(re.escape, sorted(kinds, key=len, reverse=True)))})\b", re.I)
     items: list[Snippet] = []
     seen: set[str] = set()

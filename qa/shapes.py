@@ -156,7 +156,7 @@ def asked_items(question: str) -> int | None:
 # Plural words of a list question that are not the kind of thing it asks for: kinds whose items never
 # carry the word ("subjects": cyber-security, space...), groups of actors (the text names "Eastern
 # Europeans", not "the allies Eastern Europeans"), document nouns, and verbs and function words ending in s.
-_NOT_KINDS = re.compile(rf"^(?:{_KINDS[3:-1]}|{_MENTION[3:-1]}|articles|documents|pieces|texts|sources|analyses"
+_NOT_KINDS = re.compile(rf"^(?:{_KINDS}|{_MENTION}|articles|documents|pieces|texts|sources|analyses"
                         r"|papers|reports|files|passages|authors|does|is|was|has|its|his|this|thus|us|as|across|less"
                         r"|unless|various|says|talks|quotes|includes|plus|news|things|ones|others|kinds|types|sorts"
                         r"|makes|gives|takes|lays|sets|puts|keeps|tells|uses|needs|wants|sees|seems|remains|becomes"

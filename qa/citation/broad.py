@@ -290,24 +290,21 @@ def extract(snippets: Sequence[Snippet], documents: dict[str, str], notes: Seque
     parts, citations = [], []
     for n, snippet in enumerate(chosen, start=1):
         body = " ".join(snippet.text.split())
+        start, end, hit = snippet.start, snippet.end, snippet.hit
         if bullets:  # a list's items: "- New START Treaty [2]", each citing the sentence that names it
             parts.append(f"{chr(10) if parts else ''}- {body.rstrip('.')} [{n}]")
-            hit = snippet.hit
-            start, end = ((hit.best_start, hit.best_end) if hit.best_start <= snippet.start and snippet.end <= hit.best_end
-                          else (snippet.start, snippet.end))
-            citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, start, end,
-                                      documents[snippet.passage.doc][start:end], snippet.passage.start, snippet.passage.end))
-            continue
-        opening = ""
-        if sources and (n == 1 or chosen[n - 2].passage.doc != snippet.passage.doc):
-            opening = f"{'' if n == 1 else chr(10)}{source_label(snippet)}: "
-        if body[-1] in ".!?":  # "... the dialogue [1]."
-            parts.append(f"{opening}{body[:-1]} [{n}]{body[-1]}")
-        else:  # 'In Chief." [1]' after a closing quote; a line with no full stop gets one
-            parts.append(f"{opening}{body} [{n}]{'' if _QUOTED_END.search(body) else '.'}")
-        document = documents[snippet.passage.doc]
-        citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, snippet.start, snippet.end,
-                                  document[snippet.start : snippet.end], snippet.passage.start, snippet.passage.end))
+            if hit.best_start <= start and end <= hit.best_end:
+                start, end = hit.best_start, hit.best_end
+        else:
+            opening = ""
+            if sources and (n == 1 or chosen[n - 2].passage.doc != snippet.passage.doc):
+                opening = f"{'' if n == 1 else chr(10)}{source_label(snippet)}: "
+            if body[-1] in ".!?":  # "... the dialogue [1]."
+                parts.append(f"{opening}{body[:-1]} [{n}]{body[-1]}")
+            else:  # 'In Chief." [1]' after a closing quote; a line with no full stop gets one
+                parts.append(f"{opening}{body} [{n}]{'' if _QUOTED_END.search(body) else '.'}")
+        citations.append(Citation(n, snippet.passage.doc, snippet.passage.id, start, end,
+                                  documents[snippet.passage.doc][start:end], snippet.passage.start, snippet.passage.end))
     note = "the model's summary was too thin: its most central sentences are shown instead" if fallback else \
         "the things of the kind asked for, as the passages name them" if bullets else \
         "the passages' own sentences are the answer"

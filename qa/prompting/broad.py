@@ -10,12 +10,12 @@ document cannot fill the budget alone. Each snippet is still an exact span of it
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from embeddings.paragraphs import split_sentences
+from embeddings.paragraphs import Passage, split_sentences
 from qa.injection import CONTROL_TOKEN, looks_like_injection
 from qa.prompting.messages import build_messages
 from qa.prompting.snippets import Snippet, is_prose, points_back, select_snippets, stands_alone
@@ -23,6 +23,14 @@ from qa.retrieve import Hit, Retriever
 
 REDUNDANCY = 1.0  # weight of a sentence's likeness to those already chosen (MMR), past RELATED
 RELATED = 0.5  # cosine that sentences of one article on one subject reach anyway: only closer counts as repeating
+
+
+def _readable(retriever: Retriever, keep: Callable[[Passage], bool]) -> Iterator[tuple[int, Passage]]:
+    """The passages ``keep`` accepts, with their rows, never one that holds a chat-template control token
+    (``<|im_start|>``): a forged conversation, not prose, whose sentences are not offered."""
+    for row, passage in enumerate(retriever.passages):
+        if keep(passage) and not CONTROL_TOKEN.search(passage.text):
+            yield row, passage
 
 
 def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None = None, focus: float = 0.0,
@@ -64,11 +72,11 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
     recall 0.365 -> 0.356, citation precision 0.544 -> 0.561 (docs/DESIGN.md, seventh session)."""
     spans: list[tuple[Hit, int, int]] = []
     vectors = []
-    for row, passage in enumerate(retriever.passages):
-        outside = (passage.doc not in docs or (section and passage.section != section)
-                   or (within is not None and passage.id not in within))
-        if outside or CONTROL_TOKEN.search(passage.text):
-            continue
+    def inside(passage: Passage) -> bool:
+        return (passage.doc in docs and (not section or passage.section == section)
+                and (within is None or passage.id in within))
+
+    for row, passage in _readable(retriever, inside):
         stored = retriever.sentence_vectors(passage)
         before = None  # the sentence before, in passage offsets
         for s, e in split_sentences(passage.text):
@@ -113,9 +121,7 @@ def kind_snippets(retriever: Retriever, docs: Collection[str], kinds: Sequence[s
     search ranks together."""
     said = re.compile(rf"\b(?:{'|'.join(map(re.escape, kinds))})", re.I)
     found: list[Snippet] = []
-    for row, passage in enumerate(retriever.passages):
-        if passage.doc not in docs or CONTROL_TOKEN.search(passage.text):
-            continue
+    for row, passage in _readable(retriever, lambda p: p.doc in docs):
         for s, e in split_sentences(passage.text):
             text, start, end = passage.text[s:e], passage.start + s, passage.start + e
             if is_prose(text) and said.search(text) and not looks_like_injection(text):
