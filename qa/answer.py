@@ -149,10 +149,12 @@ def stream_answer(
     if extractive:
         if named_things:
             checked = extract(snippets, documents, k=len(snippets), bullets=True)
-        elif shape.name in ONE_SNIPPET:
-            best = best_snippet(snippets, retriever, query, words=EXTRACT_WORDS, naming=shape.name == "describe")
-            unnamed = () if best else ("no passage names what was asked",)
-            checked = extract([best] if best else [], documents, unnamed, k=1)
+        elif shape.name in ONE_SNIPPET:  # its best snippet; each document's, when it names several
+            groups = [[s for s in snippets if s.passage.doc == doc] for doc in plan.docs] or [list(snippets)]
+            bests = [best for group in groups if (best := best_snippet(
+                group, retriever, query, words=EXTRACT_WORDS // len(groups), naming=shape.name == "describe"))]
+            unnamed = () if bests else ("no passage names what was asked",)
+            checked = extract(bests, documents, unnamed, k=len(bests), sources=len(bests) > 1)
         else:
             count = plan.sentences  # "in three sentences": the three the plan chose
             checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,

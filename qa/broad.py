@@ -19,8 +19,9 @@ import numpy as np
 
 from embeddings.documents import guess_meta
 from qa.citation.words import content_words
-from qa.extractive import kind_items, naming_first
-from qa.prompting.broad import build_broad_messages, central_snippets, kind_snippets, per_document_snippets
+from qa.extractive import kind_items, naming_first, naming_test
+from qa.prompting.broad import (build_broad_messages, central_snippets, kind_snippets, naming_snippets,
+                                per_document_snippets)
 from qa.prompting.snippets import Snippet, select_snippets
 from qa.references import Scope, documents_named, naming_names, resolve, unknown_names
 from qa.retrieve import Hit, Retriever
@@ -42,6 +43,7 @@ class Plan:
     sentences: int | None = None  # how many sentences the user asked a summary to have ("in three sentences")
     items: int | None = None  # how many items a list question asks for ("the two shortcomings")
     kinds: tuple[str, ...] = ()  # the kinds of named thing a list's snippets name ("speech"): listed from them
+    docs: tuple[str, ...] = ()  # the documents an explanation or description is answered from one by one
 
 
 @lru_cache(maxsize=8)
@@ -109,11 +111,11 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
     missing = unknown_names(question, set(_vocabulary(retriever)))
     if missing:
         return Plan(refusal=f"no document mentions {', '.join(missing)}")
-    scope = scope_of(question, retriever) if shape.name in ("summary", "compare") else Scope()
+    scope = scope_of(question, retriever) if shape.name in ("summary", "compare", "explain", "describe") else Scope()
     if scope.missing:
         return Plan(refusal=f"no document or section is called {scope.missing!r}")
     budget = shape.context_tokens
-    sentences = None
+    sentences, docs = None, ()
     kinds = asked_kinds(question) if shape.name == "list" else ()  # a list of named things of these kinds
     if shape.name == "summary" and scope.docs and scope.topic:  # "what the article says about X": X in it
         snippets, _ = per_document_snippets(retriever, scope.docs, scope.topic, budget=budget,
@@ -135,6 +137,14 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
         snippets, _ = per_document_snippets(retriever, scope.docs, topic, budget=budget,
                                             count_tokens=count_tokens, follow=shape.follow)
         scoped = False
+    elif shape.name in ("explain", "describe") and len(scope.docs) > 1:  # "...in these two texts": each one's
+        topic = _unnamed(searched, retriever, scope.docs)
+        if shape.name == "describe":  # every sentence naming it
+            snippets = naming_snippets(retriever, set(scope.docs), topic, naming_test(question))
+        else:
+            snippets, _ = per_document_snippets(retriever, scope.docs, topic, budget=budget * len(scope.docs),
+                                                count_tokens=count_tokens, follow=shape.follow)
+        scoped, docs = False, scope.docs
     elif kinds and (found := _kind_snippets(question, kinds, hits, retriever)):
         return Plan(found, [], False, kinds=kinds)
     else:
@@ -152,7 +162,7 @@ def plan_broad(shape: Shape, question: str, searched: str, hits: Sequence[Hit], 
     if shape.prose:
         messages.append({"role": "assistant", "content": "-"})
     items = asked_items(question) if shape.name == "list" else None
-    return Plan(snippets, messages, scoped, sentences=sentences, items=items)
+    return Plan(snippets, messages, scoped, sentences=sentences, items=items, docs=docs)
 
 
 KIND_DOCS = 2  # a list not naming its documents reads the documents of this many best passages

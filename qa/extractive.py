@@ -10,7 +10,6 @@ from a snippet that names what it describes, and reads such passages first (docs
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -19,6 +18,7 @@ from embeddings.paragraphs import split_sentences
 from qa.citation.words import content_words, question_topic, years
 from qa.injection import looks_like_injection
 from qa.prompting.snippets import Snippet, is_prose, points_back, sentence_scores
+from qa.references import asked_years
 from qa.retrieve import Hit, Retriever
 from qa.shapes import described
 
@@ -29,7 +29,7 @@ def naming_first(question: str, hits: Sequence[Hit]) -> list[Hit]:
     GLOBSEC and why does it keep coming up?" ranked first the passages matching the rest of its words."""
     if not content_words(described(question)):
         return list(hits)
-    names = _naming(question)
+    names = naming_test(question)
     ordered = sorted(hits, key=lambda h: (not names(h.passage.text), h.rank))
     return [replace(h, rank=n) for n, h in enumerate(ordered, start=1)]
 
@@ -38,7 +38,7 @@ def names_described(question: str, hits: Sequence[Hit]) -> bool:
     """Whether a description question says what it describes and a passage among ``hits`` names all of
     it: then the passages are close by definition, however far the question's other words ("What is
     GLOBSEC?": one acronym, which the embedder places nowhere near its passage)."""
-    return bool(content_words(described(question))) and any(_naming(question)(h.passage.text) for h in hits)
+    return bool(content_words(described(question))) and any(naming_test(question)(h.passage.text) for h in hits)
 
 
 def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: str, *, words: int,
@@ -58,11 +58,11 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
     None when none does, as the model's description is refused when no sentence of it cites a
     source naming it."""
     if naming:  # a description: only a snippet that names what was asked ("Who is Volodymyr Zelensky?")
-        names = _naming(question)
+        names = naming_test(question)
         snippets = [s for s in snippets if names(s.text)]
-    asked_years = years(question)
-    if asked_years and any(asked_years <= years(s.text) for s in snippets):
-        snippets = [s for s in snippets if asked_years <= years(s.text)]
+    asked = asked_years(question)  # one year ("what happened back in 1990"), not a span ("from 2019 to 2023")
+    if len(asked) == 1 and any(asked <= years(s.text) for s in snippets):
+        snippets = [s for s in snippets if asked <= years(s.text)]
     fitting = [s for s in snippets if any(len(s.text[a:b].split()) <= words and is_prose(s.text[a:b])
                                           for a, b in split_sentences(s.text))]
     if fitting:  # a sentence longer than an answer may be cannot be one, nor be carried on
@@ -80,8 +80,8 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
         top = max(range(len(inside)), key=lambda i: scores.get(inside[i], -1.0)) if inside else None
         if top is not None:
             start, end = inside[top][0], inside[min(top + 1, len(inside) - 1)][1]
-    if points_back(document[start:end]):  # the sentence it points back at, whatever its length
-        start = _taken_back(document, spans, start, end, sentences=1, words=math.inf)
+    if points_back(document[start:end]):  # the sentences it points back at
+        start = _taken_back(document, spans, start, end, sentences=POINTED_AT, words=words, pointing=True)
     elif not naming and _CONSEQUENCE.match(document[start:end]):  # the causes before it
         start = _taken_back(document, spans, start, end, sentences=CAUSE_SENTENCES, words=words)
     end = _carried_on(document, spans, start, end, question, words)
@@ -94,24 +94,29 @@ def best_snippet(snippets: Sequence[Snippet], retriever: Retriever, question: st
 _CONSEQUENCE = re.compile(r"^\W*(?:as a result|as a consequence|consequently|therefore|thus|hence|accordingly"
                           r"|for (?:this|that|these|those) reasons?|(?:this|that) is why)\b", re.I)
 CAUSE_SENTENCES = 2  # at most this many sentences before it
+POINTED_AT = 3  # a pointing-back sentence brings at most this many before it
 
 
 def _taken_back(document: str, spans: Sequence[tuple[int, int]], start: int, end: int, *, sentences: int,
-                words: float) -> int:
+                words: float, pointing: bool = False) -> int:
     """The start of an answer ``document[start:end]`` taken back through the sentences before it in its
     passage (``spans``), at most ``sentences`` of them, while they are prose (not an injected order)
-    and the whole stays within ``words`` words: the sentence a pointing-back one needs, or the causes
-    of a consequence."""
-    used = len(document[start:end].split())
+    and the whole stays within ``words`` words: the causes of a consequence, or, with ``pointing``, the
+    sentence a pointing-back one needs, whatever its length, and the one before that while the
+    sentence taken points back too ("That often manifests in... These verbal gymnastics... But they...")."""
+    used, first = len(document[start:end].split()), start
     for s, e in [span for span in spans if span[1] <= start][::-1][:sentences]:
         sentence = document[s:e]
-        if used + len(sentence.split()) > words or not is_prose(sentence) or looks_like_injection(sentence):
+        too_long = used + len(sentence.split()) > words and not (pointing and start == first)
+        if too_long or not is_prose(sentence) or looks_like_injection(sentence):
             break
         start, used = s, used + len(sentence.split())
+        if pointing and not points_back(sentence):
+            break
     return start
 
 
-def _naming(question: str) -> Callable[[str], bool]:
+def naming_test(question: str) -> Callable[[str], bool]:
     """Whether a text names what a description ``question`` asks about: every word of it in one
     sentence when the wording says what (`qa.shapes.described`: "the Bratislava treaty"), else a word
     of the question's topic."""

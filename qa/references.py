@@ -87,6 +87,18 @@ def _author_named(author: str | None, question: str) -> bool:
     return bool(re.search(rf"\b{re.escape(surname)}\b", _plain(question)))
 
 
+_DATED = re.compile(rf"\b(?:(?:{'|'.join(_MONTHS)})\s+)?(?:19|20)\d\d\s+{_NOUN}\b", re.I)
+
+
+def asked_years(question: str) -> set[str]:
+    """The years a question asks about, not those that name a document ("the 2024 article").
+
+    >>> sorted(asked_years("Why, according to the 2024 article, did the talks of 2019 fail?"))
+    ['2019']
+    """
+    return years(_DATED.sub(" ", question))
+
+
 def _date_named(date: str | None, question: str) -> bool:
     """True when the question says "the 2024 article" or "the February 2024 piece" of this date."""
     if not date:
@@ -235,6 +247,11 @@ def unknown_names(question: str, vocabulary: set[str]) -> list[str]:
     []
     >>> unknown_names("Which speeches does Olaf quote? List them.", {"speech", "quot"})
     ['Olaf']
+
+    So are the years it asks about that no document holds ("France's 2024-2030 programming law").
+
+    >>> unknown_names("Summarize France's 2024-2030 programming law.", {"2024", "franc", "law"})
+    ['2030']
     """
     words = [m.group(1) for m in _CAPITALISED.finditer(question)  # not a sentence's first word
              if not re.search(r"(?:^|[.?!:]\s+)\W*$", question[: m.start()]) and not _CALENDAR.match(m.group(1).rstrip("."))]
@@ -243,4 +260,4 @@ def unknown_names(question: str, vocabulary: set[str]) -> list[str]:
         forms = content_words(word) | content_words(word.replace("’", "'").split("'")[0])
         if forms and not forms & vocabulary:
             found.append(word)
-    return found
+    return found + sorted(asked_years(question) - vocabulary)

@@ -90,6 +90,10 @@ _TYPED_NAME = rf"(?!{_FUNCTION}\b)[a-z][a-z.-]+(?:\s+(?!{_FUNCTION}\b)[a-z][a-z.
 _AND_ASKS = r"\s+and\s+(?:what|why|how|where|when|which|who)\b"
 _DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P<name>{_NAME})\s*(?:\?|,|$|(?i:{_AND_ASKS}))"
                        rf"|^(?i:who)\s+(?i:is|was)\s+(?P<typed>{_TYPED_NAME})\s*\??$"
+                       rf"|^(?i:who|what)\s+(?P<inner>{_NAME})\s+(?i:is|was)\s*[?.]?$"  # "tell me who Pierre Vimont is"
+                       # "What role does Volodymyr Zelensky play in Faure's account?": the part a name plays
+                       rf"|^(?i:what)\s+(?i:role|part)\s+(?i:(?:does|did|do)\s+(?P<player>{_NAME})\s+play"
+                       rf"|(?P<plays>{_NAME})\s+(?i:plays|played))\b"
                        r"|^(?i:tell me about|describe)\s")
 # "What are the Minsk agreements that Faure mentions?", "What was the Munich speech about?": a thing the
 # documents name, to be described from a passage that names all of it (`described`, `qa.extractive.best_snippet`).
@@ -159,7 +163,7 @@ def asked_items(question: str) -> int | None:
 _NOT_KINDS = re.compile(rf"^(?:{_KINDS}|{_MENTION}|articles|documents|pieces|texts|sources|analyses"
                         r"|papers|reports|files|passages|authors|does|is|was|has|its|his|this|thus|us|as|across|less"
                         r"|unless|various|says|talks|quotes|includes|plus|news|things|ones|others|kinds|types|sorts"
-                        r"|makes|gives|takes|lays|sets|puts|keeps|tells|uses|needs|wants|sees|seems|remains|becomes"
+                        r"|makes|gives|takes|lays|sets|puts|keeps|plays|tells|uses|needs|wants|sees|seems|remains|becomes"
                         r"|states|terms|means|times|years|days|months|words|pls|yes|lots|plans"
                         r"|allies|partners|leaders|members|officials|nations|governments|powers|players|actors"
                         r"|people|persons|experts|critics|neighbors|neighbours|friends|enemies|adversaries|rivals"
@@ -182,7 +186,7 @@ def asked_kinds(question: str) -> tuple[str, ...]:
     >>> asked_kinds("Which allies and partners does the author mention?")  # groups of actors: named, not by kind
     ()
     """
-    asked = _ASKED_FOR.match(_LEAD.sub("", " ".join(question.split())))
+    asked = _ASKED_FOR.match(_asked(question))
     kinds: list[str] = []
     for word in _PLURAL.findall(asked.group(1).lower().replace("’", "'") if asked else ""):
         if _NOT_KINDS.match(word) or word.endswith(("ss", "us", "is", "'s")):
@@ -214,16 +218,42 @@ def asked_sentences(question: str) -> int | None:
 # "joe biden - what role does he play?": a topic named first, then the question.
 _FIRST = r"([^,?:–—-]{1,40}?)\s[–—:-]\s+(?=[a-z]+\s)"  # the topic, then the question
 _LEAD = re.compile(rf"^(?:(?:according to|in|per|for|from|based on|briefly|so|and|now)\b[^,?]{{0,60}},\s*|{_FIRST})", re.I)
+# "Can you list...", "I'd like to know what role...", "Please tell me why...": a request around the question.
+_POLITE = re.compile(r"^(?:(?:can|could|would|will) you(?: please)?|please|i(?:['’]d| would) like to know"
+                     r"|i want to know|i wonder|do you know|tell me(?=\s+(?:who|what|why|how|which|where|when)\b))"
+                     r"(?:,\s*|\s+)", re.I)
+_CONTRACTED = re.compile(r"\b(who|what|where|how|when|why)['’]s\b", re.I)  # "who's pierre vimont?"
+
+
+def _asked(question: str) -> str:
+    """The question proper, as the word rules read it: spaces collapsed, "who's" written out, and the
+    lead-in ("According to Momtaz, ...") and the request around it ("Can you ...") taken off.
+
+    >>> _asked("Can you list the areas he named?"), _asked("who's pierre vimont?")
+    ('list the areas he named?', 'who is pierre vimont?')
+    >>> _asked("I'd like to know, according to Faure, what role Trump plays.")
+    'what role Trump plays.'
+    """
+    asked = _CONTRACTED.sub(r"\1 is", " ".join(question.split()))
+    for _ in range(3):
+        shorter = _POLITE.sub("", _LEAD.sub("", asked))
+        if shorter == asked:
+            break
+        asked = shorter
+    return asked
+
+
 # "pierre vimont - who is he?": the topic named first is the one asked to be described.
 _TOPIC_FIRST = re.compile(rf"^{_FIRST}")
-_WHO_THEY = re.compile(r"^(?:who|what)\s+(?:is|was|are|were)\s+(?:he|she|it|they|this|that)\b", re.I)
+_WHO_THEY = re.compile(r"^(?:(?:who|what)\s+(?:is|was|are|were)|what\s+(?:role|part)\s+(?:does|did|do))"
+                       r"\s+(?:he|she|it|they|this|that)\b", re.I)
 
 
 def _description(question: str) -> str | None:
     """What a description question describes ("" when its wording does not say), or None when
     ``question`` does not ask for a description."""
     question = " ".join(question.split())
-    q = _LEAD.sub("", question)
+    q = _asked(question)
     first = _TOPIC_FIRST.match(question)
     if first and _WHO_THEY.match(q):
         return first.group(1).strip()
@@ -231,7 +261,8 @@ def _description(question: str) -> str | None:
     if not found:
         return None
     named = found.groupdict()
-    return (named.get("name") or named.get("typed") or named.get("thing") or "").strip()
+    return (named.get("name") or named.get("typed") or named.get("inner") or named.get("player")
+            or named.get("plays") or named.get("thing") or "").strip()
 
 
 def described(question: str) -> str:
@@ -254,7 +285,7 @@ def classify(question: str) -> Shape:
     ...  "Why did the talks fail?", "Which subjects were the talks to cover?", "How many groups met?")]
     ['summary', 'compare', 'explain', 'list', 'fact']
     """
-    q = _LEAD.sub("", " ".join(question.split()))
+    q = _asked(question)
     if _SUMMARY.search(q):
         return SHAPES["summary"]
     if _COMPARE.search(q):

@@ -25,7 +25,7 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("According to the author, why is French leadership seen as lacking credibility?", "explain"),
     ("How do weapons production problems affect the goal of a new relationship?", "explain"),
     ("What came of the working groups that Paris and Moscow set up?", "explain"),
-    ("What role does Zelensky play in the account?", "explain"),
+    ("What role does Zelensky play in the account?", "describe"),
     ("Who wrote the analysis, and where did it appear?", "explain"),
     ("What does Macron mean when he says the order must be adapted to new realities?", "explain"),
     ("According to the mayor, what do the floods and the drought prove about the town's needs?", "explain"),
@@ -34,7 +34,7 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("Momtaz calls it 'less a doctrine than a framework' - what does she mean by that?", "explain"),
     ("In the 2024 piece, has the pier lived up to the mayor's promises?", "explain"),  # yes or no: the passage
     ("Did the talks with the harbour board succeed?", "explain"),
-    ("joe biden - what role does he play in the documents?", "explain"),  # a topic named first
+    ("joe biden - what role does he play in the documents?", "describe"),  # a topic named first
     ("What does the author say the leaders failed to build in 1990?", "fact"),  # "say" asks a fact as often
     # descriptions of a named person, organisation or thing
     ("Who is Rym Momtaz?", "describe"),

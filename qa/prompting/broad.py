@@ -129,6 +129,25 @@ def kind_snippets(retriever: Retriever, docs: Collection[str], kinds: Sequence[s
     return found
 
 
+def naming_snippets(retriever: Retriever, docs: Collection[str], question: str,
+                    names: Callable[[str], bool]) -> list[Snippet]:
+    """Every sentence of ``docs`` that ``names`` accepts, in document order, numbered from 1, scored by
+    its cosine to ``question``: what a description of a name across several documents ("What role does
+    Trump play in these two texts?") answers from, each document's best (`qa.extractive.best_snippet`),
+    wherever in it the name comes up, since a search ranks the passages by the rest of the words too."""
+    query = retriever.query_vector(question)
+    found: list[Snippet] = []
+    for row, passage in _readable(retriever, lambda p: p.doc in docs):
+        units = retriever.sentence_vectors(passage)
+        for s, e in split_sentences(passage.text):
+            text, start, end = passage.text[s:e], passage.start + s, passage.start + e
+            if is_prose(text) and names(text) and not looks_like_injection(text):
+                score = max((float(v @ query) for (a, b), v in units.items() if a <= start and end <= b), default=0.0)
+                found.append(Snippet(len(found) + 1, Hit(row + 1, score, passage, score, 0.0, start, end),
+                                     start, end, text, score))
+    return found
+
+
 def per_document_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
                           count_tokens: Callable[[str], int], passages: int = 3, anchors: int = 3,
                           follow: bool = False) -> tuple[list[Snippet], list[Hit]]:

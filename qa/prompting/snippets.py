@@ -208,7 +208,9 @@ def is_prose(sentence: str) -> bool:
 # A sentence that opens by pointing back ("These two factors have weakened...", "She has published...")
 # needs the sentence before it to say what it points at.
 # So does one that only says who said the quotation before it ("Macron said, speaking in English, ...").
-_POINTS_BACK = re.compile(r"^\W*(?:(?i:these|those|this|that|such|both|it|its|they|their|he|his|she|her)\b"
+# "But they have often translated into...": after a conjunction too.
+_POINTS_BACK = re.compile(r"^\W*(?:(?i:(?:but|and|yet|so|still|instead|however|moreover|indeed),?\s+)?"
+                          r"(?i:these|those|this|that|such|both|it|its|they|their|he|his|she|her)\b"
                           r"|(?:[A-Z][\w’'.-]*\s+){1,3}(?:said|says|told|wrote|added)\b)")
 STANDS_ALONE_WORDS = 8  # a shorter sentence leads into what follows ("Four months later, Macron went further.")
 
@@ -220,6 +222,8 @@ def points_back(sentence: str) -> bool:
     (True, True)
     >>> points_back("Thereafter, the talks ended."), points_back("In 2019, Macron put forward the idea.")
     (False, False)
+    >>> points_back("But they have often translated into distrust."), points_back("But Macron has shifted.")
+    (True, False)
     """
     return bool(_POINTS_BACK.match(sentence))
 
