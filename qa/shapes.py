@@ -119,7 +119,10 @@ _KINDS = (r"(?:subjects|topics|conditions|events|regions|elements|issues|steps|m
           r"|areas|countries|shortcomings|goals|points|ideas|pillars|gaps|conflicts|developments|themes"
           r"|priorities|arguments|features|foundations|demands|proposals|criticisms|components|items|signs"
           r"|problems|challenges|lessons|principles|options|areas|fields|examples)")
-_MENTION = r"(?:come up|came up|appear|appears|appeared|mention|mentions|cite|cites|name|names|list|lists|refer to|quote|quotes)"
+_MENTION = (r"(?:come up|came up|appear|appears|appeared|mention|mentions|cite|cites|name|names|list|lists|refer to|quote|quotes"
+            # what someone puts forward: "What building blocks did Macron lay out in Bratislava?"
+            r"|lay out|laid out|lays out|set out|sets out|outline|outlines|outlined|propose|proposes|proposed"
+            r"|put forward|puts forward|identify|identifies|identified|suggest|suggests|suggested)")
 _MENTIONED = r"(?:mentioned|cited|named|listed|referred to|brought up|discussed)"
 _LIST = re.compile(
     rf"^(?:which|what|name|list)\b(?:\s+[\w'’-]+){{0,3}}?\s+{_COUNT}\s+[\w'’-]*s\b"

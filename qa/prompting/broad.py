@@ -34,11 +34,12 @@ def _readable(retriever: Retriever, keep: Callable[[Passage], bool]) -> Iterator
 
 
 def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None = None, focus: float = 0.0,
-                      redundancy: float = REDUNDANCY, related: float = RELATED) -> list[int]:
+                      redundancy: float = REDUNDANCY, related: float = RELATED, early: float = 0.0) -> list[int]:
     """Indices of ``k`` sentences that best stand for the whole: each scores its cosine to the mean
-    of all sentences (and, by ``focus``, to ``query``), less ``redundancy`` times how much closer than
-    ``related`` it is to a sentence already chosen (so a far-off outlier gains nothing from being
-    unlike the others). Returned in the order given (document order).
+    of all sentences (and, by ``focus``, to ``query``), plus ``early`` times how early it comes (1 for
+    the first, 0 for the last), less ``redundancy`` times how much closer than ``related`` it is to a
+    sentence already chosen (so a far-off outlier gains nothing from being unlike the others).
+    Returned in the order given (document order).
 
     >>> v = np.array([[1, 0], [0.99, 0.14], [0.6, 0.8], [0, 1]], dtype=np.float32)
     >>> central_sentences(v, k=2)  # one of the two near-duplicates, then the next most central
@@ -51,6 +52,8 @@ def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None =
     score = (1 - focus) * (vectors @ centre)
     if query is not None and focus:
         score = score + focus * (vectors @ query)
+    if early:
+        score = score + early * np.linspace(1.0, 0.0, len(vectors), dtype=np.float32)
     chosen: list[int] = []
     while len(chosen) < min(k, len(vectors)):
         penalty = np.maximum(0.0, (vectors @ vectors[chosen].T).max(axis=1) - related) if chosen else 0.0
@@ -62,14 +65,17 @@ def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None =
 
 def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *, budget: int,
                      count_tokens: Callable[[str], int], section: str | None = None, focus: float = 0.0,
-                     count: int | None = None, within: Collection[str] | None = None) -> list[Snippet]:
+                     count: int | None = None, within: Collection[str] | None = None,
+                     early: float = 0.0) -> list[Snippet]:
     """The most central sentences of ``docs`` (or of one ``section``, or of the passages whose ids are
     ``within``) under ``budget`` tokens, in document order, numbered from 1; ``count`` of them when
     the user asked for that many. ``focus`` weighs closeness to ``question`` (the document's title,
     for a summary). Only sentences that read on their own out of their paragraph are candidates
     (``stands_alone``); one that points back ("They continue to be based on...") comes with the
     sentence before it. On the 19 summaries of the seven broad sets: accuracy 0.526 both ways, point
-    recall 0.365 -> 0.356, citation precision 0.544 -> 0.561 (docs/DESIGN.md, seventh session)."""
+    recall 0.365 -> 0.356, citation precision 0.544 -> 0.561 (docs/DESIGN.md, seventh session).
+    ``early`` leans the choice toward the first sentences (`central_sentences`): a section's opening
+    paragraphs state what the rest goes on to detail."""
     spans: list[tuple[Hit, int, int]] = []
     vectors = []
     def inside(passage: Passage) -> bool:
@@ -100,9 +106,10 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
     costs = [count_tokens(hit.passage.text[s - hit.passage.start : e - hit.passage.start]) for hit, s, e in spans]
     k = max(1, min(len(spans), count or round(budget / (sum(costs) / len(costs)))))
     query = retriever.query_vector(question) if focus else None
-    picked = central_sentences(matrix, k=k, query=query, focus=focus)
+    picked = central_sentences(matrix, k=k, query=query, focus=focus, early=early)
+    lean = early * np.linspace(1.0, 0.0, len(spans))
     used, kept = 0, []
-    for i in sorted(picked, key=lambda i: -float(matrix[i] @ matrix.mean(axis=0))):  # most central first
+    for i in sorted(picked, key=lambda i: -float(matrix[i] @ matrix.mean(axis=0) + lean[i])):  # most central first
         if used + costs[i] <= budget or not kept:
             kept.append(i)
             used += costs[i]
