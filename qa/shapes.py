@@ -92,8 +92,8 @@ _DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P
                        rf"|^(?i:who)\s+(?i:is|was)\s+(?P<typed>{_TYPED_NAME})\s*\??$"
                        rf"|^(?i:who|what)\s+(?P<inner>{_NAME})\s+(?i:is|was)\s*[?.]?$"  # "tell me who Pierre Vimont is"
                        # "What role does Volodymyr Zelensky play in Faure's account?": the part a name plays
-                       rf"|^(?i:what)\s+(?i:role|part)\s+(?i:(?:does|did|do)\s+(?P<player>{_NAME})\s+play"
-                       rf"|(?P<plays>{_NAME})\s+(?i:plays|played))\b"
+                       rf"|^(?i:what)\s+(?i:role|part)\s+(?i:(?:does|did|do)\s+(?:the\s+)?(?P<player>{_NAME})\s+play"
+                       rf"|(?:the\s+)?(?P<plays>{_NAME})\s+(?i:plays|played))\b"
                        r"|^(?i:tell me about|describe)\s")
 # "What are the Minsk agreements that Faure mentions?", "What was the Munich speech about?": a thing the
 # documents name, to be described from a passage that names all of it (`described`, `qa.extractive.best_snippet`).

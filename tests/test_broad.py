@@ -8,7 +8,7 @@ import pytest
 
 from conftest import KeywordEncoder, ScriptedGenerator, user_turn, write_corpus
 from qa.answer import AnswerSettings
-from qa.broad import TITLE_FOCUS, part_passages, scope_of
+from qa.broad import SECTION_OPENING, TITLE_FOCUS, part_passages, scope_of
 from qa.extractive import best_snippet, naming_first
 from qa.pipeline import Pipeline
 from qa.prompting.broad import central_sentences, central_snippets, per_document_snippets
@@ -230,6 +230,7 @@ def test_a_list_answer_is_shown_as_cited_bullet_lines(corpus, tmp_path):
 @pytest.mark.parametrize("question", [
     'Summarize the article "The Lighthouse Keepers".',  # a quoted title no document has
     "How does the harbour compare with the one in Rotterdam?",  # a name no document mentions
+    "Summarize the town's 2024-2030 harbour plan.",  # a year no document mentions
 ])
 def test_a_question_about_what_no_document_holds_is_refused_without_the_model(corpus, tmp_path, question):
     pipeline, generator = make(corpus, tmp_path, ["The harbour was rebuilt after the storm [1]."])
@@ -339,6 +340,17 @@ def test_a_best_sentence_that_points_back_is_shown_with_the_sentence_before_it(t
     assert answer.citations[0].text.startswith("The piles had rotted through")
 
 
+def test_a_best_sentence_that_points_back_brings_the_sentences_it_points_at_while_they_point_back(tmp_path,
+                                                                                                  monkeypatch):
+    answer = pier_explanation(tmp_path, monkeypatch,
+                              "The mayor painted the lighthouse red in May. The piles had rotted through in the salt "
+                              "water. This was reported to the council twice. But they explain why the old harbour "
+                              "pier collapsed in the storm.", "Why did the old harbour pier collapse in the storm?")
+    assert answer.text.startswith("The piles had rotted through") and "This was reported" in answer.text
+    assert "painted" not in answer.text  # "The piles..." points at nothing before it
+    assert answer.citations[0].text.startswith("The piles had rotted through")
+
+
 def test_a_best_sentence_that_only_says_who_spoke_is_shown_with_the_quotation_before_it(tmp_path, monkeypatch):
     answer = pier_explanation(tmp_path, monkeypatch,
                               "“We will rebuild the pier in stone, because wood rots in this water,” she said. "
@@ -390,6 +402,49 @@ def test_an_explanation_of_a_year_answers_from_a_snippet_that_names_the_year(tmp
         assert len(snippets) == 2
         best = best_snippet(snippets, retriever, question, words=110)
         assert ("ferry" in best.text) == ("1990" in question) and ("storm" in best.text) != ("1990" in question)
+
+
+def test_the_year_of_a_document_reference_or_of_a_span_does_not_pick_the_snippet(tmp_path):
+    filler = " ".join(f"The town of Larsholm painted its school and mended road number {n}." for n in range(12))
+    text = ("Pier Report\n\nThe old harbour pier collapsed in the great storm because its piles rotted.\n\n"
+            f"{filler}\n\nIn 1990 the old harbour pier collapsed when a ferry struck it in the fog.\n")
+    pipeline, _ = make(write_corpus(tmp_path / "pier", {"pier.txt": text}), tmp_path, [])
+    retriever = pipeline.retriever
+    for question in ("According to the 1990 report, why did the old harbour pier collapse?",
+                     "Why did the old harbour pier collapse between 1990 and 1995?"):
+        snippets = select_snippets(retriever.search(question, k=5), retriever, question, budget=400,
+                                   max_passages=5, count_tokens=lambda t: len(t.split()))
+        snippets = [replace(s, score=2.0 if "storm" in s.text else 1.0) for s in snippets if "pier" in s.text]
+        assert len(snippets) == 2 and "storm" in best_snippet(snippets, retriever, question, words=110).text
+
+
+def test_a_description_across_documents_answers_from_each_one_s_sentence_naming_it(tmp_path):
+    filler = " ".join(f"The town of Larsholm painted its school and mended road number {n}." for n in range(10))
+    corpus = write_corpus(tmp_path / "two", {
+        "a_harbour.txt": f"Harbour Days\n\n{filler}\n\nAnn Lee, the harbour master, rebuilt the pier after the storm.\n",
+        "b_town.txt": f"Town Notes\n\n{filler}\n\nThe council asked Ann Lee to run the new fish market in 2021.\n"})
+    pipeline, generator = make(corpus, tmp_path, [])
+    answer = pipeline.answer("What role does Ann Lee play in these two documents?")
+    assert generator.prompts == [] and len(answer.citations) == 2
+    assert {c.doc for c in answer.citations} == {"a_harbour.txt", "b_town.txt"}
+    assert all("Ann Lee" in c.text for c in answer.citations)
+    assert "rebuilt the pier" in answer.text and "fish market" in answer.text
+    one = pipeline.answer("What role does Ann Lee play?")  # no documents named: the best snippet alone
+    assert len(one.citations) == 1
+
+
+def test_an_explanation_may_quote_words_that_name_no_section(corpus, tmp_path):
+    pipeline, _ = make(corpus, tmp_path, [])
+    answer = pipeline.answer('What does Berg mean by "too little on its only school"?')
+    assert not answer.refused and "school" in answer.text
+
+
+def test_a_summary_of_a_section_leans_to_its_opening_sentences():
+    # the last sentence is a little more central; a lean toward the opening picks the first
+    v = np.array([[0.9, 0.3, 0.1], [0.3, 0, 0.95], [0.9, 0.1, 0.3]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    assert central_sentences(v, k=1) == [2]
+    assert central_sentences(v, k=1, early=SECTION_OPENING) == [0]
 
 
 def test_a_sentence_longer_than_an_answer_may_be_gives_way_to_the_next_best_snippet(tmp_path):

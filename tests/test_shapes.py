@@ -76,6 +76,17 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("Compare Faure's and Momtaz's views.", "compare"),
     ("How is his approach in 2019 different from what he said in 2024?", "compare"),
     ("Comparing the harbour report with the town notes, how does each deal with the mayor?", "compare"),
+    # a request around the question, and short forms
+    ("Can you list the subjects the mayor wanted to discuss with the guild?", "list"),
+    ("Could you please name the piers the storm destroyed?", "list"),
+    ("who's ann lee?", "describe"),
+    ("Can you tell me who Ann Lee is?", "describe"),
+    ("I'd like to know what role Ann Lee plays in these two texts.", "describe"),
+    ("What role did the Larsholm Guild play in the vote?", "describe"),
+    ("Please tell me why the pier fell.", "explain"),
+    ("What building blocks did the mayor lay out for the new harbour?", "list"),
+    ("What conditions did the guild propose for the loan?", "list"),
+    ("What did the mayor propose?", "fact"),  # no things, plural
 ])
 def test_the_shape_follows_the_wording(question, shape):
     assert classify(question).name == shape
@@ -159,6 +170,9 @@ def test_a_description_says_what_it_describes_when_its_wording_does():
     assert described("ann lee - who is she, and what does she do?") == "ann lee"
     assert described("Who is Ann Lee and what did she do for the harbour?") == "Ann Lee"
     assert described("who is she?") == "" and classify("who is she?").name == "fact"  # a follow-up: rewritten first
+    assert described("who's ann lee?") == "ann lee" and described("Can you tell me who Ann Lee is?") == "Ann Lee"
+    assert described("I'd like to know what role Ann Lee plays in these two texts.") == "Ann Lee"
+    assert described("What role does the Larsholm Guild play?") == "Larsholm Guild"
 
 
 def test_the_part_of_a_document_that_explains_something_is_a_topic():
@@ -232,6 +246,9 @@ def test_names_no_document_holds_are_reported():
         ["Olaf", "Scholz's"]
     assert unknown_names("How does Macron's approach to Russia compare?", vocabulary) == []
     assert unknown_names("Why did the German approach fail?", vocabulary) == []
+    # a year no document holds, but not the year of a document reference
+    assert unknown_names("Summarize Macron's 2024-2030 approach to Russia.", vocabulary | {"2024"}) == ["2030"]
+    assert unknown_names("Why, according to the 2030 article, did the approach fail?", vocabulary) == []
 
 
 @pytest.mark.parametrize("question,count", [
