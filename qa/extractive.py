@@ -118,11 +118,16 @@ def _taken_back(document: str, spans: Sequence[tuple[int, int]], start: int, end
 
 def naming_test(question: str) -> Callable[[str], bool]:
     """Whether a text names what a description ``question`` asks about: every word of it in one
-    sentence when the wording says what (`qa.shapes.described`: "the Bratislava treaty"), else a word
-    of the question's topic."""
-    thing = content_words(described(question))
+    sentence when the wording says what (`qa.shapes.described`: "the Bratislava treaty"), or its last
+    word capitalised, as a surname or a name's head is written alone ("Putin", "the Conference");
+    else a word of the question's topic."""
+    name = described(question)
+    thing = content_words(name)
     if thing:
-        return lambda text: any(thing <= content_words(text[a:b]) for a, b in split_sentences(text))
+        last = name.split()[-1]  # "Putin" names "Vladimir Putin", "Vimont" "pierre vimont"; "conference" no conference
+        head = re.compile(rf"\b{re.escape(last[:1].upper() + last[1:])}\b") if " " in name and last[:1].isalpha() else None
+        return lambda text: any(thing <= content_words(text[a:b]) or (head is not None and head.search(text[a:b]))
+                                for a, b in split_sentences(text))
     topic = question_topic(question)[2]
     return lambda text: bool(topic & content_words(text))
 

@@ -94,6 +94,9 @@ _DESCRIBE = re.compile(rf"^(?i:who|what)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P
                        # "What role does Volodymyr Zelensky play in Faure's account?": the part a name plays
                        rf"|^(?i:what)\s+(?i:role|part)\s+(?i:(?:does|did|do)\s+(?:the\s+)?(?P<player>{_NAME})\s+play"
                        rf"|(?:the\s+)?(?P<plays>{_NAME})\s+(?i:plays|played))\b"
+                       # "How is Vladimir Putin portrayed in the 2024 piece?": what the documents say of a name
+                       rf"|^(?i:how)\s+(?i:is|was|are|were)\s+(?:the\s+)?(?P<portrayed>{_NAME})\s+"
+                       r"(?i:portrayed|described|depicted|presented|characteri[sz]ed|pictured)\b"
                        r"|^(?i:tell me about|describe)\s")
 # "What are the Minsk agreements that Faure mentions?", "What was the Munich speech about?": a thing the
 # documents name, to be described from a passage that names all of it (`described`, `qa.extractive.best_snippet`).
@@ -265,7 +268,7 @@ def _description(question: str) -> str | None:
         return None
     named = found.groupdict()
     return (named.get("name") or named.get("typed") or named.get("inner") or named.get("player")
-            or named.get("plays") or named.get("thing") or "").strip()
+            or named.get("plays") or named.get("portrayed") or named.get("thing") or "").strip()
 
 
 def described(question: str) -> str:

@@ -433,6 +433,19 @@ def test_a_description_across_documents_answers_from_each_one_s_sentence_naming_
     assert len(one.citations) == 1
 
 
+def test_a_description_gathers_the_sentences_naming_its_person_by_surname_too(tmp_path):
+    filler = "The school " + " ".join(f"painted wall {n} and mended road {n}," for n in range(20)) + " all summer."
+    text = (f"Town Notes\n\nAnn Lee became the harbour master of Larsholm in 2010.\n\n{filler}\n\n"
+            "Lee later refused to sign the guild's loan for the new pier.\n\n"
+            "The guild then asked the bank in Bergen for the money.\n")
+    pipeline, generator = make(write_corpus(tmp_path / "town", {"town.txt": text}), tmp_path, [])
+    answer = pipeline.answer("Who is Ann Lee?")
+    assert generator.prompts == [] and answer.text.startswith("Ann Lee became the harbour master")
+    assert "Lee later refused" in answer.text and "Bergen" not in answer.text and "painted" not in answer.text
+    assert [c.text[:12] for c in answer.citations] == ["Ann Lee beca", "Lee later re"]
+    assert len(answer.text.split()) <= 110
+
+
 def test_an_explanation_may_quote_words_that_name_no_section(corpus, tmp_path):
     pipeline, _ = make(corpus, tmp_path, [])
     answer = pipeline.answer('What does Berg mean by "too little on its only school"?')

@@ -87,6 +87,8 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("What building blocks did the mayor lay out for the new harbour?", "list"),
     ("What conditions did the guild propose for the loan?", "list"),
     ("What did the mayor propose?", "fact"),  # no things, plural
+    ("How is Ann Lee portrayed in the town notes?", "describe"),
+    ("How is the harbour portrayed?", "explain"),  # no name
 ])
 def test_the_shape_follows_the_wording(question, shape):
     assert classify(question).name == shape
