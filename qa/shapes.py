@@ -114,6 +114,9 @@ _EXPLAIN = re.compile(
     r"|\bwhat (?:do|does|did) (?:she|he|they|it|the author|\w+) (?:mean|means)\b"  # "Momtaz says '...' - what does she mean?"
     r"|\bwhat (?:is|was|are|were) (?:she|he|they|it|the author|\w+) (?:actually |really )?(?:getting|driving|hinting) at\b"
     r"|^what (?:is|was|are|were) .{1,80}\b(?:trying|seeking|hoping|aiming) to\b"
+    # what a plan leaves open: "what's still unresolved about Ukraine in Macron's new order?"
+    r"|^what (?:is|are|was|were|remains?|remained) (?:still |yet |left )?(?:unresolved|unclear|unanswered|missing"
+    r"|lacking|open|undecided|at stake|the (?:catch|downside|problem|weakness|flaw))\b"
     # a yes/no question ("Has France's effort lived up to his words?"): the passage that settles it
     r"|^(?:has|have|does|do|did|is|are|was|were|will|would|should)\s+\w",
     re.I)

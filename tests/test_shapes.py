@@ -89,6 +89,9 @@ from qa.shapes import SHAPES, Shape, asked_sentences, classify, described
     ("What did the mayor propose?", "fact"),  # no things, plural
     ("How is Ann Lee portrayed in the town notes?", "describe"),
     ("How is the harbour portrayed?", "explain"),  # no name
+    ("In the town notes, what's still unresolved about the pier?", "explain"),
+    ("What remains unclear in the mayor's plan?", "explain"),
+    ("What is the harbour's main export?", "fact"),
 ])
 def test_the_shape_follows_the_wording(question, shape):
     assert classify(question).name == shape
