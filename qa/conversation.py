@@ -24,6 +24,9 @@ _FOLLOW_UP = re.compile(
     re.I,
 )
 _FIRST_QUESTION = re.compile(r"^([^?]+\?)\s+\S")  # a first sentence that asks, with more after it
+# "...in these two texts", "both articles": the documents, not something said earlier in the conversation
+_DOCUMENTS = re.compile(r"\b(?:these|those|both|all)\s+(?:(?:the\s+)?(?:two|three|four|five|\d+)\s+)?"
+                        r"(?:articles|texts|documents|pieces|papers|reports|sources|files)\b", re.I)
 REWRITE_PROMPT = (
     "Rewrite the user's last question so that it can be understood without the conversation: "
     "replace pronouns with the names they refer to. Reply with the rewritten question only."
@@ -44,9 +47,14 @@ def looks_like_follow_up(question: str, history: Sequence[tuple[str, str]]) -> b
     False
     >>> looks_like_follow_up("Tell me more. Who was he?", [("Who is Macron?", "The president.")])
     True
+
+    "These two texts" names the documents, not something said before.
+
+    >>> looks_like_follow_up("What role does Trump play in these two texts?", [("Who is Macron?", "The president.")])
+    False
     """
     first = _FIRST_QUESTION.match(question.strip())
-    asked = first.group(1) if first and len(first.group(1).split()) >= 4 else question
+    asked = _DOCUMENTS.sub(" ", first.group(1) if first and len(first.group(1).split()) >= 4 else question)
     return bool(history) and bool(_FOLLOW_UP.search(asked))
 
 

@@ -28,6 +28,9 @@ def test_doctests():
     ("At which event did Macron warn that relying on foreign arms stores up trouble?", False),  # a conjunction
     ("Is there a treaty on intermediate-range missiles?", False),
     ("Why did the 2019 vote give Paris hope?", False),
+    ("What role does the mayor play in these two texts?", False),  # the documents, not the conversation
+    ("How do both articles describe the pier?", False),
+    ("What does this article say about it?", True),
 ])
 def test_follow_ups_are_told_apart(question, expected):
     assert looks_like_follow_up(question, HISTORY) is expected
