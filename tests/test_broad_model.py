@@ -81,3 +81,24 @@ def test_a_description_of_an_acronym_is_answered_from_the_passage_naming_it(pipe
     assert not answer.refused
     check_citations(pipeline, answer)
     assert all("GLOBSEC" in c.text for c in answer.citations)
+
+
+@pytest.mark.model
+def test_the_role_of_a_name_in_both_articles_is_answered_from_each_without_the_model(pipeline):
+    answer = pipeline.answer("I'd like to know what role Donald Trump plays in these two texts.")
+    assert not answer.refused and answer.raw_text == ""
+    check_citations(pipeline, answer)
+    assert {c.doc for c in answer.citations} == set(pipeline.index.documents)  # one article each
+    assert all("Trump" in c.text for c in answer.citations)
+    assert answer.text.startswith("Faure: ") and "\nMomtaz: " in answer.text
+
+
+@pytest.mark.model
+def test_a_section_summary_opens_with_the_section_s_own_opening(pipeline):
+    answer = pipeline.answer("Can you summarize the \"Russia's Place\" section of the second article?")
+    assert not answer.refused
+    check_citations(pipeline, answer)
+    assert answer.citations[0].text.startswith("On Russia, Macron’s view has been")
+    inside = [(p.doc, p.start, p.end) for p in pipeline.retriever.passages if p.section == "Russia’s Place"]
+    assert inside and all(any(d == c.doc and s <= c.start and c.end <= e for d, s, e in inside)
+                          for c in answer.citations)
