@@ -87,7 +87,8 @@ def _author_named(author: str | None, question: str) -> bool:
     return bool(re.search(rf"\b{re.escape(surname)}\b", _plain(question)))
 
 
-_DATED = re.compile(rf"\b(?:(?:{'|'.join(_MONTHS)})\s+)?(?:19|20)\d\d\s+{_NOUN}\b", re.I)
+# "the 2024 article", "the February 2024 piece": a document named by its date (month, year)
+_DATED = re.compile(rf"\b(?:({'|'.join(_MONTHS)})\s+)?((?:19|20)\d\d)\s+{_NOUN}\b", re.I)
 
 
 def asked_years(question: str) -> set[str]:
@@ -103,7 +104,7 @@ def _date_named(date: str | None, question: str) -> bool:
     """True when the question says "the 2024 article" or "the February 2024 piece" of this date."""
     if not date:
         return False
-    for m in re.finditer(rf"\b(?:({'|'.join(_MONTHS)})\s+)?((?:19|20)\d\d)\s+{_NOUN}\b", _plain(question)):
+    for m in _DATED.finditer(_plain(question)):
         month, year = m.groups()
         if year in years(date) and (not month or month in _plain(date) or f"-{_MONTHS.index(month) + 1:02d}-" in date):
             return True

@@ -388,34 +388,25 @@ def test_an_explanation_carries_on_through_the_sentences_that_keep_to_its_subjec
     assert len(answer.citations) == 1 and "hollow." in answer.citations[0].text
 
 
-def test_an_explanation_of_a_year_answers_from_a_snippet_that_names_the_year(tmp_path):
+@pytest.mark.parametrize("question, answered_by", [
+    ("Why did the old harbour pier collapse in 1990?", "ferry"),  # the snippet naming the year
+    ("Why did the old harbour pier collapse?", "storm"),
+    ("According to the 1990 report, why did the old harbour pier collapse?", "storm"),  # a document's year
+    ("Why did the old harbour pier collapse between 1990 and 1995?", "storm"),  # a span picks none
+])
+def test_an_explanation_of_a_year_answers_from_a_snippet_that_names_the_year(tmp_path, question, answered_by):
     filler = " ".join(f"The town of Larsholm painted its school and mended road number {n}." for n in range(12))
     text = ("Pier Report\n\nThe old harbour pier collapsed in the great storm because its piles rotted.\n\n"
             f"{filler}\n\nIn 1990 the old harbour pier collapsed when a ferry struck it in the fog.\n")
     pipeline, _ = make(write_corpus(tmp_path / "pier", {"pier.txt": text}), tmp_path, [])
     retriever = pipeline.retriever
-    for question in ("Why did the old harbour pier collapse in 1990?", "Why did the old harbour pier collapse?"):
-        snippets = select_snippets(retriever.search(question, k=5), retriever, question, budget=400,
-                                   max_passages=5, count_tokens=lambda t: len(t.split()))
-        # the sentence without the year scores best
-        snippets = [replace(s, score=2.0 if "storm" in s.text else 1.0) for s in snippets if "pier" in s.text]
-        assert len(snippets) == 2
-        best = best_snippet(snippets, retriever, question, words=110)
-        assert ("ferry" in best.text) == ("1990" in question) and ("storm" in best.text) != ("1990" in question)
-
-
-def test_the_year_of_a_document_reference_or_of_a_span_does_not_pick_the_snippet(tmp_path):
-    filler = " ".join(f"The town of Larsholm painted its school and mended road number {n}." for n in range(12))
-    text = ("Pier Report\n\nThe old harbour pier collapsed in the great storm because its piles rotted.\n\n"
-            f"{filler}\n\nIn 1990 the old harbour pier collapsed when a ferry struck it in the fog.\n")
-    pipeline, _ = make(write_corpus(tmp_path / "pier", {"pier.txt": text}), tmp_path, [])
-    retriever = pipeline.retriever
-    for question in ("According to the 1990 report, why did the old harbour pier collapse?",
-                     "Why did the old harbour pier collapse between 1990 and 1995?"):
-        snippets = select_snippets(retriever.search(question, k=5), retriever, question, budget=400,
-                                   max_passages=5, count_tokens=lambda t: len(t.split()))
-        snippets = [replace(s, score=2.0 if "storm" in s.text else 1.0) for s in snippets if "pier" in s.text]
-        assert len(snippets) == 2 and "storm" in best_snippet(snippets, retriever, question, words=110).text
+    snippets = select_snippets(retriever.search(question, k=5), retriever, question, budget=400,
+                               max_passages=5, count_tokens=lambda t: len(t.split()))
+    # the sentence without the year scores best
+    snippets = [replace(s, score=2.0 if "storm" in s.text else 1.0) for s in snippets if "pier" in s.text]
+    assert len(snippets) == 2
+    best = best_snippet(snippets, retriever, question, words=110).text
+    assert answered_by in best and ({"ferry", "storm"} - {answered_by}).pop() not in best
 
 
 def test_a_description_across_documents_answers_from_each_one_s_sentence_naming_it(tmp_path):

@@ -33,6 +33,22 @@ def _readable(retriever: Retriever, keep: Callable[[Passage], bool]) -> Iterator
             yield row, passage
 
 
+def _sentences_of(retriever: Retriever, docs: Collection[str],
+                  keep: Callable[[str], object]) -> Iterator[tuple[int, Passage, int, int, str]]:
+    """(row, passage, start, end, text) of every prose sentence of ``docs`` that ``keep`` accepts, in
+    document order, offsets into the document, never an injected order (``_readable``'s passages)."""
+    for row, passage in _readable(retriever, lambda p: p.doc in docs):
+        for s, e in split_sentences(passage.text):
+            text = passage.text[s:e]
+            if is_prose(text) and keep(text) and not looks_like_injection(text):
+                yield row, passage, passage.start + s, passage.start + e, text
+
+
+def _opening_lean(n: int, early: float) -> np.ndarray:
+    """``early`` for the first of ``n`` sentences, falling evenly to 0 for the last."""
+    return early * np.linspace(1.0, 0.0, n, dtype=np.float32)
+
+
 def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None = None, focus: float = 0.0,
                       redundancy: float = REDUNDANCY, related: float = RELATED, early: float = 0.0) -> list[int]:
     """Indices of ``k`` sentences that best stand for the whole: each scores its cosine to the mean
@@ -53,7 +69,7 @@ def central_sentences(vectors: np.ndarray, *, k: int, query: np.ndarray | None =
     if query is not None and focus:
         score = score + focus * (vectors @ query)
     if early:
-        score = score + early * np.linspace(1.0, 0.0, len(vectors), dtype=np.float32)
+        score = score + _opening_lean(len(vectors), early)
     chosen: list[int] = []
     while len(chosen) < min(k, len(vectors)):
         penalty = np.maximum(0.0, (vectors @ vectors[chosen].T).max(axis=1) - related) if chosen else 0.0
@@ -107,7 +123,7 @@ def central_snippets(retriever: Retriever, docs: Sequence[str], question: str, *
     k = max(1, min(len(spans), count or round(budget / (sum(costs) / len(costs)))))
     query = retriever.query_vector(question) if focus else None
     picked = central_sentences(matrix, k=k, query=query, focus=focus, early=early)
-    lean = early * np.linspace(1.0, 0.0, len(spans))
+    lean = _opening_lean(len(spans), early)
     used, kept = 0, []
     for i in sorted(picked, key=lambda i: -float(matrix[i] @ matrix.mean(axis=0) + lean[i])):  # most central first
         if used + costs[i] <= budget or not kept:
@@ -128,11 +144,8 @@ def kind_snippets(retriever: Retriever, docs: Collection[str], kinds: Sequence[s
     search ranks together."""
     said = re.compile(rf"\b(?:{'|'.join(map(re.escape, kinds))})", re.I)
     found: list[Snippet] = []
-    for row, passage in _readable(retriever, lambda p: p.doc in docs):
-        for s, e in split_sentences(passage.text):
-            text, start, end = passage.text[s:e], passage.start + s, passage.start + e
-            if is_prose(text) and said.search(text) and not looks_like_injection(text):
-                found.append(Snippet(len(found) + 1, Hit(row + 1, 0.0, passage, 0.0, 0.0, start, end), start, end, text))
+    for row, passage, start, end, text in _sentences_of(retriever, docs, said.search):
+        found.append(Snippet(len(found) + 1, Hit(row + 1, 0.0, passage, 0.0, 0.0, start, end), start, end, text))
     return found
 
 
@@ -143,15 +156,15 @@ def naming_snippets(retriever: Retriever, docs: Collection[str], question: str,
     Trump play in these two texts?") answers from, each document's best (`qa.extractive.best_snippet`),
     wherever in it the name comes up, since a search ranks the passages by the rest of the words too."""
     query = retriever.query_vector(question)
+    units: dict[str, dict[tuple[int, int], np.ndarray]] = {}  # each passage's stored vectors, read once
     found: list[Snippet] = []
-    for row, passage in _readable(retriever, lambda p: p.doc in docs):
-        units = retriever.sentence_vectors(passage)
-        for s, e in split_sentences(passage.text):
-            text, start, end = passage.text[s:e], passage.start + s, passage.start + e
-            if is_prose(text) and names(text) and not looks_like_injection(text):
-                score = max((float(v @ query) for (a, b), v in units.items() if a <= start and end <= b), default=0.0)
-                found.append(Snippet(len(found) + 1, Hit(row + 1, score, passage, score, 0.0, start, end),
-                                     start, end, text, score))
+    for row, passage, start, end, text in _sentences_of(retriever, docs, names):
+        if passage.id not in units:
+            units[passage.id] = retriever.sentence_vectors(passage)
+        score = max((float(v @ query) for (a, b), v in units[passage.id].items() if a <= start and end <= b),
+                    default=0.0)
+        found.append(Snippet(len(found) + 1, Hit(row + 1, score, passage, score, 0.0, start, end), start, end, text,
+                             score))
     return found
 
 
